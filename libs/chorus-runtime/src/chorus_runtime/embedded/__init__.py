@@ -1,0 +1,1 @@
+"""Pieces of the one-machine stack: the embedded Kafka-protocol broker and the stack runner."""

@@ -1,0 +1,27 @@
+"""Publishing service wiring: the one place its dependencies are put together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from chorus_publishing.api import router
+from chorus_publishing.settings import PublishingSettings
+from chorus_runtime.service import ServiceRuntime, run_cli
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(settings: PublishingSettings | None = None) -> ServiceRuntime:
+    settings = settings or PublishingSettings()
+    runtime = ServiceRuntime(settings, title="Chorus Publishing", migrations_dir=MIGRATIONS)
+    runtime.include_router(router)
+    return runtime
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,313 @@
+"""Static checks of docker-compose.yml, the env examples and deploy/Dockerfile.
+
+No Docker engine is needed: the compose file is validated against the Compose Specification
+schema (check-jsonschema's vendored copy, run as a program: `integration`) and then read as
+YAML (`unit`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+DEV_ONLY_SERVICES = {"sandbox"}
+# Long-running services that cannot carry a Docker healthcheck, with the reason.
+NO_HEALTHCHECK = {"otel-collector": "distroless image: no shell or HTTP client to probe with"}
+SECRET_KEY = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|(^|_)KEYS?($|_)", re.I)
+URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^:/@\s]*:(?P<password>[^@/\s]+)@", re.I)
+PLACEHOLDER = "change-me"
+SERVICE_DATABASES = (
+    "chorus_gateway",
+    "chorus_publishing",
+    "chorus_connector",
+    "chorus_analytics",
+    "chorus_listening",
+    "chorus_inbox",
+    "chorus_ai",
+)
+
+Service = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Service]:
+    return compose["services"]
+
+
+def workspace_services() -> list[str]:
+    return sorted(p.parent.name for p in (REPO / "services").glob("*/pyproject.toml"))
+
+
+def build_service(service: Service) -> str | None:
+    build = service.get("build")
+    if not isinstance(build, dict):
+        return None
+    return (build.get("args") or {}).get("SERVICE")
+
+
+def env_file_paths(service: Service) -> list[Path]:
+    entries = service.get("env_file") or []
+    entries = [entries] if isinstance(entries, str | dict) else entries
+    paths = [e["path"] if isinstance(e, dict) else e for e in entries]
+    return [REPO / p for p in paths]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path.name}: not KEY=VALUE: {line!r}"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def inline_environment(service: Service) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def one_shot_jobs(services: dict[str, Service]) -> set[str]:
+    """Services others wait for with `service_completed_successfully`."""
+    jobs: set[str] = set()
+    for service in services.values():
+        depends = service.get("depends_on") or {}
+        if isinstance(depends, dict):
+            jobs |= {
+                name
+                for name, cond in depends.items()
+                if (cond or {}).get("condition") == "service_completed_successfully"
+            }
+    return jobs
+
+
+def secret_problems(key: str, value: str, *, inline: bool) -> list[str]:
+    problems = []
+    if SECRET_KEY.search(key) and value and not value.startswith("${"):
+        if inline:
+            problems.append(f"{key}: secret literal inline (use an env_file or ${{VAR}})")
+        elif PLACEHOLDER not in value:
+            problems.append(f"{key}: secret value is not an obvious placeholder")
+    match = URL_PASSWORD.match(value)
+    if match and PLACEHOLDER not in match["password"] and not match["password"].startswith("${"):
+        problems.append(f"{key}: URL carries a real-looking password")
+    return problems
+
+
+@pytest.mark.integration
+def test_compose_file_matches_compose_spec() -> None:
+    exe = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+    result = subprocess.run(
+        [exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.unit
+def test_every_workspace_service_is_built_from_the_dockerfile(services: dict[str, Service]) -> None:
+    built = {build_service(s) for s in services.values()}
+    names = workspace_services()
+    assert names, "no services/*/pyproject.toml found"
+    for name in names:
+        assert name in built, f"services/{name} has no compose service built with SERVICE={name}"
+        assert name in services, f"compose service {name!r} (its api role) is missing"
+    for name, service in services.items():
+        if "build" in service:
+            assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
+            assert service["build"]["context"] == ".", name
+
+
+@pytest.mark.unit
+def test_dev_only_services_sit_behind_the_dev_profile(services: dict[str, Service]) -> None:
+    for name, service in services.items():
+        if build_service(service) in DEV_ONLY_SERVICES:
+            assert service.get("profiles") == ["dev"], f"{name} must be in the dev profile only"
+        else:
+            assert "profiles" not in service, f"{name} should run by default"
+
+
+@pytest.mark.unit
+def test_expected_roles_and_jobs_exist(services: dict[str, Service]) -> None:
+    expected = {
+        "publishing": "--role api",
+        "publishing-worker": "--role worker",
+        "publishing-scheduler": "--role scheduler",
+        "connector": "--role api",
+        "connector-worker": "--role worker",
+        "publishing-migrate": "migrate",
+        "connector-migrate": "migrate",
+    }
+    for name, command in expected.items():
+        assert " ".join(services[name]["command"]) == command, name
+    assert services["kafka-init"]["entrypoint"] == ["python", "-m", "chorus_runtime.topics_cli"]
+    assert services["kafka-init"]["command"] == ["create"]
+    for infra in ("kafka", "clickhouse", "postgres", "redis", "otel-collector"):
+        assert infra in services, infra
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert services["redis"]["image"].startswith("redis:7")
+
+
+@pytest.mark.unit
+def test_every_service_has_a_healthcheck_or_is_a_job(services: dict[str, Service]) -> None:
+    jobs = one_shot_jobs(services)
+    for name, service in services.items():
+        if name in jobs:
+            assert service.get("restart") == "no", f"job {name} must not restart"
+            continue
+        if name in NO_HEALTHCHECK:
+            continue
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+
+
+@pytest.mark.unit
+def test_app_services_wait_for_infrastructure_and_migrations(
+    services: dict[str, Service],
+) -> None:
+    for name, service in services.items():
+        svc = build_service(service)
+        depends = service.get("depends_on") or {}
+        for dep, cond in depends.items():
+            assert dep in services, f"{name} depends on unknown service {dep}"
+            assert cond["condition"] in {
+                "service_started",
+                "service_healthy",
+                "service_completed_successfully",
+            }
+        if not svc or svc in DEV_ONLY_SERVICES or name.endswith("-migrate") or name == "kafka-init":
+            continue
+        assert depends["kafka"]["condition"] == "service_healthy", name
+        assert depends["kafka-init"]["condition"] == "service_completed_successfully", name
+        assert depends[f"{svc}-migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["postgres"]["condition"] == "service_healthy", name
+
+
+@pytest.mark.unit
+def test_env_files_exist_and_configure_each_service(services: dict[str, Service]) -> None:
+    for name, service in services.items():
+        for path in env_file_paths(service):
+            assert path.is_file(), f"{name}: missing env_file {path.relative_to(REPO)}"
+        svc = build_service(service)
+        if svc and svc not in DEV_ONLY_SERVICES and name != "kafka-init":
+            paths = env_file_paths(service)
+            assert REPO / f"deploy/env/{svc}.env.example" in paths, name
+            env = read_env_file(REPO / f"deploy/env/{svc}.env.example")
+            assert f"CHORUS_{svc.upper()}_DATABASE_URL" in env, svc
+    common = read_env_file(REPO / "deploy/env/common.env.example")
+    assert common["CHORUS_MODE"] == "production"
+    for key in ("CHORUS_KAFKA_BOOTSTRAP_SERVERS", "CHORUS_REDIS_URL", "CHORUS_OTLP_ENDPOINT"):
+        assert common[key], key
+    assert "CHORUS_TOPIC_PREFIX" in common
+
+
+@pytest.mark.unit
+def test_no_secret_literals(services: dict[str, Service]) -> None:
+    problems: list[str] = []
+    for name, service in services.items():
+        for key, value in inline_environment(service).items():
+            problems += [f"{name}: {p}" for p in secret_problems(key, value, inline=True)]
+    for path in sorted((REPO / "deploy" / "env").glob("*.env.example")):
+        for key, value in read_env_file(path).items():
+            problems += [f"{path.name}: {p}" for p in secret_problems(key, value, inline=False)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.unit
+def test_secret_checker_flags_literals() -> None:
+    assert secret_problems("POSTGRES_PASSWORD", "hunter2", inline=True)
+    assert secret_problems("POSTGRES_PASSWORD", "hunter2", inline=False)
+    assert secret_problems("CHORUS_X_DATABASE_URL", "postgresql://u:hunter2@db/x", inline=False)
+    assert not secret_problems("POSTGRES_PASSWORD", "${POSTGRES_PASSWORD}", inline=True)
+    assert not secret_problems("POSTGRES_PASSWORD", "change-me-pg", inline=False)
+    assert not secret_problems("KAFKA_NODE_ID", "1", inline=True)
+
+
+@pytest.mark.unit
+def test_mounted_files_exist(services: dict[str, Service]) -> None:
+    for name, service in services.items():
+        for volume in service.get("volumes") or []:
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume["source"]
+            if source.startswith("./"):
+                assert (REPO / source).exists(), f"{name}: {source} does not exist"
+
+
+@pytest.mark.unit
+def test_postgres_init_script_creates_every_service_database(
+    services: dict[str, Service],
+) -> None:
+    script = REPO / "deploy" / "postgres" / "init-databases.sh"
+    assert script.stat().st_mode & 0o111, "init script must be executable"
+    text = script.read_text()
+    for database in SERVICE_DATABASES:
+        assert re.search(rf"^\s*{database}\s*$", text, re.M), database
+    mounts = " ".join(services["postgres"]["volumes"])
+    assert "init-databases.sh:/docker-entrypoint-initdb.d/" in mounts
+
+
+@pytest.mark.unit
+def test_otel_collector_config_wires_otlp_pipelines() -> None:
+    config = yaml.safe_load((REPO / "deploy" / "otel" / "collector.yaml").read_text())
+    assert "otlp" in config["receivers"]
+    for pipeline in ("traces", "metrics", "logs"):
+        wiring = config["service"]["pipelines"][pipeline]
+        assert wiring["receivers"] == ["otlp"]
+        for kind in ("processors", "exporters"):
+            for component in wiring[kind]:
+                assert component in config[kind], f"{pipeline}: undefined {component}"
+
+
+@pytest.mark.unit
+def test_dockerfile_builds_a_small_non_root_image() -> None:
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^ARG SERVICE$", text, re.M)
+    assert re.search(r"uv sync --frozen --no-dev .*--package \"chorus-\$\{SERVICE\}\"", text)
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\} AS runtime$", text, re.M)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    assert re.search(r"^USER 10001:10001$", text, re.M)
+    assert re.search(r"^HEALTHCHECK .*\n.*urllib.*127\.0\.0\.1:8000/healthz", text, re.M)
+    assert 'exec \\"chorus-${CHORUS_SERVICE}\\"' in text
+    assert re.search(r'^CMD \["--role", "all"\]$', text, re.M)
+
+
+@pytest.mark.unit
+def test_dockerignore_keeps_the_build_inputs() -> None:
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for needed in ("pyproject.toml", "uv.lock", "libs", "services", "schemas"):
+        assert needed not in ignored, f"{needed} is excluded from the build context"
+        assert (REPO / needed).exists(), needed
+    for heavy in (".venv", ".chorus", ".git", "tests-e2e", "**/__pycache__"):
+        assert heavy in ignored, heavy
+    copied = re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text(), re.M)
+    for sources in copied:
+        for source in sources.split():
+            assert (REPO / source.rstrip("/")).exists(), f"COPY source {source} missing"
