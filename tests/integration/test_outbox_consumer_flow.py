@@ -17,13 +17,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 
-from chorus_contracts.catalog import build_event
 from chorus_contracts.envelope import decode, encode, is_uuid7
-from chorus_contracts.events.common import Platform
-from chorus_contracts.events.connector import PublishContent, PublishRequested
-from chorus_runtime.outbox import OutboxRelay, RelayConfig, emit
+from chorus_runtime.outbox import OutboxRelay, RelayConfig
 from chorus_runtime.service import Role
 from chorus_testing.apps import running
+from chorus_testing.events import publish_command_event, stage_publish_commands
 from chorus_testing.postgres import scalar
 from chorus_testing.waiting import eventually_equals, wait_for
 
@@ -132,26 +130,6 @@ async def test_a_event_arrives_once_with_headers_and_trace(stack, tokens, spans)
         }
 
 
-def command_event(workspace: str, target: uuid.UUID | None = None):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime, timedelta
-
-    now = datetime.now(UTC)
-    data = PublishRequested(
-        command_id=uuid.uuid4(),
-        workspace_id=uuid.UUID(workspace),
-        post_id=uuid.uuid4(),
-        target_id=target or uuid.uuid4(),
-        platform=Platform.X,
-        account_id=uuid.uuid4(),
-        attempt=1,
-        idempotency_key="k",
-        deadline=now + timedelta(minutes=5),
-        content=PublishContent(text="hi"),
-        requested_at=now,
-    )
-    return build_event(data, source="/tests", tenant_id=workspace, subject=str(data.target_id))
-
-
 async def produce(bootstrap: str, topic: str, items: list[tuple[list, bytes | None]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -164,8 +142,8 @@ async def produce(bootstrap: str, topic: str, items: list[tuple[list, bytes | No
 
 async def test_b_same_event_twice_has_one_effect(stack) -> None:
     workspace = str(uuid.uuid4())
-    dup = command_event(workspace)
-    sentinel = command_event(workspace)
+    dup = publish_command_event(workspace)
+    sentinel = publish_command_event(workspace)
     h, v = encode(dup)
     hs, vs = encode(sentinel)
     connector = stack.connector()
@@ -191,8 +169,8 @@ async def test_b_same_event_twice_has_one_effect(stack) -> None:
 
 async def test_c_malformed_message_goes_to_dlq_and_next_is_processed(stack) -> None:
     workspace = str(uuid.uuid4())
-    good = command_event(workspace)
-    bad_data = command_event(workspace)
+    good = publish_command_event(workspace)
+    bad_data = publish_command_event(workspace)
     hb, _ = encode(bad_data)
     hg, vg = encode(good)
     topic = stack.prefix + "connector.commands"
@@ -251,32 +229,10 @@ def _relay_process(stack, batch: int) -> subprocess.Popen[bytes]:
     )
 
 
-async def stage_commands(stack, workspace: str, n: int) -> None:
-    publishing = stack.publishing()
-    db = publishing.db
-    assert db is not None
-    try:
-        async with db.unit_of_work(tenant_id=workspace) as uow:
-            for _ in range(n):
-                event = command_event(workspace)
-                data = PublishRequested.model_validate(event.data)
-                await emit(
-                    uow.session,
-                    data,
-                    topic="connector.commands",
-                    key=str(data.account_id),
-                    source="/chorus/publishing",
-                    tenant_id=workspace,
-                )
-            await uow.commit()
-    finally:
-        await db.dispose()
-
-
 async def test_d_relay_killed_mid_batch_loses_nothing(stack) -> None:
     total = 3000
     workspace = str(uuid.uuid4())
-    await stage_commands(stack, workspace, total)
+    await stage_publish_commands(stack.publishing_db.app_url, workspace, total)
     pub_url = stack.publishing_db.owner_url
     unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 

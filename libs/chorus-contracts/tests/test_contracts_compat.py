@@ -419,9 +419,7 @@ def test_model_with_new_required_field_fails_the_check() -> None:
 
 
 def test_model_with_new_optional_field_passes_even_full() -> None:
-    changed = create_model(
-        "WorkspaceCreated", __base__=WorkspaceCreated, region=(str | None, None)
-    )
+    changed = create_model("WorkspaceCreated", __base__=WorkspaceCreated, region=(str | None, None))
     assert check(Compatibility.FULL, _committed(WS_CREATED), _export(changed, WS_CREATED)) == []
 
 

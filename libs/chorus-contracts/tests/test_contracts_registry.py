@@ -30,7 +30,7 @@ def _topic(name: str = "billing.invoices", **overrides: object) -> dict:
         "partitions": 4,
         "retention": "30d",
         "cleanup_policy": "delete",
-        "events": [{"type": f"chorus.{name.split('.')[0]}.invoice.issued.v1"}],
+        "events": [{"type": f"chorus.{name.partition('.')[0]}.invoice.issued.v1"}],
     }
     doc.update(overrides)
     return doc
@@ -111,7 +111,9 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
         load_registry(tmp_path)
 
 
-@pytest.mark.parametrize("bad_name", ["Billing.Invoices", "billing", "billing.invoices.v1", "a.b.c"])
+@pytest.mark.parametrize(
+    "bad_name", ["Billing.Invoices", "billing", "billing.invoices.v1", "a.b.c"]
+)
 def test_bad_topic_name(tmp_path: Path, bad_name: str) -> None:
     _write(tmp_path, _topic(bad_name), f"{bad_name}.yaml")
     with pytest.raises(RegistryError, match="topic name"):
@@ -143,7 +145,11 @@ def test_duplicate_event_type_across_topics(tmp_path: Path) -> None:
         ("partitions", 0, "partitions"),
         ("cleanup_policy", "keep", "cleanup_policy"),
         ("events", [{"type": "billing.invoice.issued"}], "event type"),
-        ("events", [{"type": "chorus.billing.invoice.issued.v1", "compatibility": "SOME"}], "compatibility"),
+        (
+            "events",
+            [{"type": "chorus.billing.invoice.issued.v1", "compatibility": "SOME"}],
+            "compatibility",
+        ),
         ("colour", "blue", "colour"),  # unknown keys are typos, not extensions
     ],
 )

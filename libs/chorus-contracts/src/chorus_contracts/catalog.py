@@ -80,7 +80,9 @@ def build_event(
     tenant_id: str | None = None,
     traceparent: str | None = None,
 ) -> CloudEvent:
-    if not data.event_type:
+    # `event_type` is a class attribute, so an unregistered subclass would inherit its
+    # parent's type: only the exact registered class may build the event.
+    if not data.event_type or _CATALOG.get(data.event_type) is not type(data):
         raise ValueError(f"{type(data).__name__} is not a registered event model")
     return CloudEvent(
         type=data.event_type,

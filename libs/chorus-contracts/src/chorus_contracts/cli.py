@@ -65,17 +65,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _schemas_at_ref(ref: str, events_dir: Path) -> dict[str, dict]:
     """The committed schemas as they are at a git ref (e.g. the base branch of a PR)."""
 
-    def git(*argv: str) -> str:
+    def git(cwd: Path, *argv: str) -> str:
         return subprocess.run(
-            ["git", *argv], cwd=events_dir.parent, check=True, capture_output=True, text=True
+            ["git", *argv], cwd=cwd, check=True, capture_output=True, text=True
         ).stdout
 
-    top = Path(git("rev-parse", "--show-toplevel").strip())
-    rel = events_dir.resolve().relative_to(top.resolve()).as_posix()
+    top = Path(git(events_dir.parent, "rev-parse", "--show-toplevel").strip()).resolve()
+    # Paths given to ls-tree are relative to the working directory: run from the top.
+    rel = events_dir.resolve().relative_to(top).as_posix()
     out: dict[str, dict] = {}
-    for name in git("ls-tree", "-r", "--name-only", ref, "--", rel).splitlines():
+    for name in git(top, "ls-tree", "-r", "--name-only", ref, "--", rel).splitlines():
         if name.endswith(".json"):
-            out[Path(name).name.removesuffix(".json")] = json.loads(git("show", f"{ref}:{name}"))
+            text = git(top, "show", f"{ref}:{name}")
+            out[Path(name).name.removesuffix(".json")] = json.loads(text)
     return out
 
 
@@ -96,6 +98,8 @@ def _cmd_compat(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         old = load_committed_schemas(against)
         baseline = str(against)
+    if not old:
+        _log(f"compat: warning: no baseline schemas in {baseline}; nothing to compare")
     new = event_schemas(registry)
     modes = {ev.type: ev.compatibility for _, ev in registry.event_types()}
     for ce_type in sorted(new.keys() - old.keys()):

@@ -20,8 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
-TYPE_PATTERN = re.compile(r"^chorus(\.[a-z][a-z0-9_]*){2,}\.v[1-9][0-9]*$")
+TYPE_PATTERN = re.compile(r"^chorus(\.[a-z][a-z0-9_]*){3,}\.v[1-9][0-9]*$")
 TRACEPARENT_PATTERN = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+RFC3339_PATTERN = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
+)
 SOURCE_PATTERN = re.compile(r"^/?[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$")
 
 H_SPECVERSION = "ce_specversion"
@@ -130,7 +133,7 @@ def encode(event: CloudEvent) -> tuple[list[tuple[str, bytes]], bytes]:
         headers.append((H_TRACEPARENT, event.traceparent.encode()))
     if event.tracestate is not None:
         headers.append((H_TRACESTATE, event.tracestate.encode()))
-    value = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False, default=str)
+    value = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
     return headers, value.encode()
 
 
@@ -211,6 +214,8 @@ def _format_time(t: datetime) -> str:
 
 
 def _parse_time(raw: str) -> datetime:
+    if not RFC3339_PATTERN.match(raw):
+        raise EnvelopeError("not an RFC 3339 timestamp", header=H_TIME)
     try:
         t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

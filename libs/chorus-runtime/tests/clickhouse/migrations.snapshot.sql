@@ -8,7 +8,7 @@ CREATE TABLE daily_counts
 )
 ENGINE = SummingMergeTree
 ORDER BY (workspace_id, day, event_type)
-SETTINGS index_granularity = 8192;
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192;
 
 -- daily_counts_mv
 CREATE MATERIALIZED VIEW daily_counts_mv TO daily_counts

@@ -209,7 +209,7 @@ def tricky_rows() -> list[dict[str, Any]]:
     return [
         {
             "id": 1,
-            "s": "it's \"quoted\"\nnew\tline \\ back ü 😀 \x00 end",
+            "s": 'it\'s "quoted"\nnew\tline \\ back ü 😀 \x00 end',
             "maybe": None,
             "ts": datetime(2024, 3, 10, 6, 59, 59, 999999, tzinfo=UTC),
             "ts_ny": datetime(2024, 3, 10, 1, 30, 0, 125000, tzinfo=ny),
@@ -290,7 +290,9 @@ async def test_round_trip_of_tricky_values(ch: ClickHouseClient) -> None:
     assert first["ip"] == ipaddress.IPv4Address("10.1.2.3")
 
     # A JSON column also takes JSON text (a batch of strings; don't mix with dicts in a batch).
-    await ch.insert("tricky", [{**want_second, "id": 3, "doc": '{"a": {"b": [1, 2]}}'}], TRICKY_COLUMNS)
+    await ch.insert(
+        "tricky", [{**want_second, "id": 3, "doc": '{"a": {"b": [1, 2]}}'}], TRICKY_COLUMNS
+    )
     third = await ch.query("SELECT doc FROM tricky WHERE id = 3")
     assert third[0]["doc"]["a"]["b"] == [1, 2]
 
@@ -301,6 +303,53 @@ async def test_round_trip_of_tricky_values(ch: ClickHouseClient) -> None:
         {"s": want_first["s"], "ts": want_first["ts"], "tag": "c\nd", "uid": want_first["uid"]},
     )
     assert found == [{"id": 1}]
+
+
+async def test_round_trip_of_nested_types(ch: ClickHouseClient) -> None:
+    await ch.command(
+        "CREATE TABLE nested (id UInt8, nt Tuple(n UInt8, day Date), ut Tuple(UInt8, String), "
+        "m Map(UInt8, Array(String)), times Array(DateTime64(3, 'Asia/Tokyo')), "
+        "maybe_at Nullable(DateTime)) ENGINE = MergeTree ORDER BY id"
+    )
+    columns = ["id", "nt", "ut", "m", "times", "maybe_at"]
+    new_year = datetime(2024, 1, 1, tzinfo=UTC)
+    await ch.insert(
+        "nested",
+        [
+            [1, {"n": 1, "day": date(2024, 1, 2)}, (2, "x"), {2: ["x", "y'z"]}, [new_year], None],
+            [2, {"n": 3, "day": date(2024, 1, 3)}, [4, "y"], {}, [], datetime(2024, 1, 1, 1, 2, 3)],
+        ],
+        columns,
+    )
+    # A named tuple may also come positionally, one form per batch (clickhouse-connect picks
+    # the form from the batch's first value).
+    await ch.insert("nested", [[3, (5, date(2024, 1, 5)), (6, ""), {}, [], None]], columns)
+    assert await ch.query("SELECT * FROM nested ORDER BY id") == [
+        {
+            "id": 1,
+            "nt": {"n": 1, "day": date(2024, 1, 2)},
+            "ut": (2, "x"),
+            "m": {2: ["x", "y'z"]},
+            "times": [new_year],
+            "maybe_at": None,
+        },
+        {
+            "id": 2,
+            "nt": {"n": 3, "day": date(2024, 1, 3)},
+            "ut": (4, "y"),
+            "m": {},
+            "times": [],
+            "maybe_at": datetime(2024, 1, 1, 1, 2, 3, tzinfo=UTC),
+        },
+        {
+            "id": 3,
+            "nt": {"n": 5, "day": date(2024, 1, 5)},
+            "ut": (6, ""),
+            "m": {},
+            "times": [],
+            "maybe_at": None,
+        },
+    ]
 
 
 async def test_insert_accepts_mappings_and_skips_empty_batches(ch: ClickHouseClient) -> None:

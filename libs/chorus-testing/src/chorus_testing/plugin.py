@@ -2,7 +2,12 @@
 
 Fixtures: real Postgres databases per test (cloned from a migrated template), Redis, one
 embedded Kafka-protocol broker per session, JWT signing, and a Docker probe that skips
-`docker` tests with the reason shown.
+`docker` tests with the reason shown. Layers: see `layers.py`.
 """
 
 from chorus_testing.fixtures import *  # noqa: F403
+from chorus_testing.layers import (  # noqa: F401
+    pytest_collection_modifyitems,
+    pytest_runtest_logreport,
+    pytest_terminal_summary,
+)

@@ -1,4 +1,4 @@
-"""Text codecs for the chdb backend: query parameters, JSON results and JSONEachRow inserts.
+"""Text codecs for the chdb backend: query parameters, JSON results, JSON-lines inserts.
 
 chdb hands back text formats only, so typing is rebuilt here from the column types the
 engine reports, mirroring what clickhouse-connect returns from a server (Native format).
@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chorus_runtime.clickhouse.base import utc_if_naive
+from chorus_runtime.clickhouse.base import ClickHouseError, utc_if_naive
 
 Converter = Callable[[Any], Any]
 
@@ -189,7 +189,12 @@ def decode_json_compact(payload: bytes) -> list[dict[str, Any]]:
     if not payload.strip():
         return []
     # Invalid UTF-8 inside a String value would break json; keep the row, flag the bytes.
-    doc = json.loads(payload.decode("utf-8", errors="replace"))
+    try:
+        doc = json.loads(payload.decode("utf-8", errors="replace"))
+    except ValueError as exc:
+        raise ClickHouseError(
+            "query() reads JSONCompact output; leave FORMAT clauses out of the SQL"
+        ) from exc
     meta = doc.get("meta", [])
     names = [m["name"] for m in meta]
     convs = [result_converter(m["type"]) for m in meta]
@@ -277,14 +282,25 @@ def format_params(
 # ---------------------------------------------------------------------------- inserts
 
 
+_JSON_NATIVE = frozenset({str, int, float, bool})
+
+
+def _naive_text(value: datetime, zone: tzinfo) -> str:
+    # isoformat is several times faster than strftime; the wall time is in the column's zone.
+    local = utc_if_naive(value).astimezone(zone).replace(tzinfo=None)
+    return local.isoformat(" ", "microseconds")
+
+
 def _default_json(value: Any) -> Any:
     """JSON shape of a value whose column type gives no better hint."""
+    if type(value) in _JSON_NATIVE:  # the common case, first
+        return value
     if isinstance(value, Enum):
         return _default_json(value.value)
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
-        return utc_if_naive(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return _naive_text(value, UTC)
     if isinstance(value, date | time | uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(value)
     if isinstance(value, bytes | bytearray | memoryview):
@@ -299,7 +315,7 @@ def _default_json(value: Any) -> Any:
 
 @lru_cache(maxsize=2048)
 def insert_converter(type_name: str, default_zone: tzinfo) -> Converter:
-    """Converter from a Python value to what JSONEachRow parses as ``type_name``."""
+    """Converter from a Python value to what JSONCompactEachRow parses as ``type_name``."""
     name, args = unwrap(type_name)
     if name == "Nullable":
         return _nullable(insert_converter(args[0], default_zone))
@@ -323,22 +339,26 @@ def insert_converter(type_name: str, default_zone: tzinfo) -> Converter:
         fields = [_tuple_field(a) for a in args]
         convs = [insert_converter(t, default_zone) for _, t in fields]
         by_name = {n: c for (n, _), c in zip(fields, convs, strict=True) if n is not None}
+        names = [n for n, _ in fields] if len(by_name) == len(fields) else None
 
         def to_tuple(v: Any) -> Any:
             if isinstance(v, Mapping):
                 return {
                     k: by_name[k](x) if k in by_name else _default_json(x) for k, x in v.items()
                 }
-            return [c(x) for c, x in zip(convs, v, strict=False)]
+            items = [c(x) for c, x in zip(convs, v, strict=False)]
+            # JSON input reads a named tuple as an object only (json_named_tuples_as_objects).
+            return dict(zip(names, items, strict=False)) if names else items
 
         return to_tuple
     if name in ("DateTime", "DateTime64"):
         zone = column_zone(type_name, default_zone)
-        pattern = "%Y-%m-%d %H:%M:%S.%f" if name == "DateTime64" else "%Y-%m-%d %H:%M:%S"
+        # A DateTime (seconds) column rejects a fraction in text input.
+        cut = None if name == "DateTime64" else 19
 
         def to_datetime(v: Any) -> Any:
             if isinstance(v, datetime):
-                return utc_if_naive(v).astimezone(zone).strftime(pattern)
+                return _naive_text(v, zone)[:cut]
             return _default_json(v)
 
         return to_datetime
@@ -356,20 +376,18 @@ def insert_converter(type_name: str, default_zone: tzinfo) -> Converter:
 def encode_json_each_row(
     rows: list[Any], column_names: list[str], types: Mapping[str, str], default_zone: tzinfo
 ) -> str:
-    """``JSONEachRow`` text; ``json.dumps`` does the escaping (quotes, newlines, unicode)."""
+    """``JSONCompactEachRow`` text (one JSON array per row, in ``column_names`` order).
+
+    ``json.dumps`` does all escaping (quotes, backslashes, newlines, unicode), so no value
+    is ever spliced into SQL.
+    """
     convs = [
         insert_converter(types[c], default_zone) if c in types else _default_json
         for c in column_names
     ]
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     lines = [
-        json.dumps(
-            {
-                c: (None if v is None else conv(v))
-                for c, conv, v in zip(column_names, convs, row, strict=True)
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        dumps([None if v is None else conv(v) for conv, v in zip(convs, row, strict=True)])
         for row in rows
     ]
     return "\n".join(lines) + "\n"

@@ -166,8 +166,14 @@ class ClickHouseClient(ABC):
 
         ``dedup_token`` becomes ``insert_deduplication_token``: re-sending a batch with the same
         token adds nothing on a MergeTree table with a deduplication window (replicated tables,
-        or ``SETTINGS non_replicated_deduplication_window = N`` on plain MergeTree). Naive
-        datetimes are taken as UTC.
+        or ``SETTINGS non_replicated_deduplication_window = N`` on plain MergeTree). The token
+        names the batch: a different batch under a used token is dropped too. Materialized
+        views still run on a dropped resend; their target tables need a window of their own
+        (the view's block carries a token derived from ours).
+
+        Rows are sequences in ``column_names`` order or mappings holding every column. Naive
+        datetimes are taken as UTC. JSON columns take dicts or JSON text, named tuples dicts
+        or sequences, but one form per batch (clickhouse-connect picks it from the first row).
         """
 
     @abstractmethod

@@ -11,15 +11,16 @@ Rules chdb imposes (all enforced by the engine, documented here so nobody is sur
 * **Blocking calls.** chdb releases the GIL while it works, but its calls block; each client
   runs every call (open, queries, inserts, close) on its own single worker thread, so calls
   on one client run in submission order and never overlap.
-* **Cost.** ``import chdb`` loads a ~0.5 GB shared library and boots an in-memory engine:
+* **Cost.** ``import chdb`` maps a 0.55 GB shared library and boots an in-memory engine:
   about 0.2-0.6 s and ~230 MB RSS, plus ~50 MB and ~0.4 s for the on-disk session. The
   import is deferred to the first call. It also ``chdir``s briefly while loading, so import
   it early (in ``main``) if other threads use relative paths.
 
 Differences from a server that this backend smooths over: chdb defaults ``async_insert=1``
-(inserts here always use ``async_insert=0`` so dedup tokens apply), it would run
-``a; b`` (rejected here, as the server's HTTP interface does), and its zone is the host's
-(the session zone is pinned, UTC by default).
+(inserts here pin ``async_insert=0``, the server default, so a batch is one part, visible
+when the call returns, and dedup follows the synchronous rules on every version), it would
+run ``a; b`` (rejected here, as the server's HTTP interface does), and its zone is the
+host's (the session zone is pinned, UTC by default).
 """
 
 from __future__ import annotations
@@ -170,10 +171,12 @@ class EmbeddedClickHouseClient(ClickHouseClient):
     def _insert_text(session: Any, head: str, payload: str) -> None:
         send_insert = getattr(session, "send_insert", None)
         if send_insert is None:  # older chdb: data follows the FORMAT clause in one query
-            EmbeddedClickHouseClient._execute(session, f"{head} FORMAT JSONEachRow\n{payload}")
+            EmbeddedClickHouseClient._execute(
+                session, f"{head} FORMAT JSONCompactEachRow\n{payload}"
+            )
             return
         try:
-            inserter = send_insert(head, "JSONEachRow")
+            inserter = send_insert(head, "JSONCompactEachRow")
         except Exception as exc:
             raise error_from_message(str(exc)) from exc
         try:
@@ -230,7 +233,7 @@ class EmbeddedClickHouseClient(ClickHouseClient):
         data = rows_as_sequences(rows, columns)
         if not data:
             return
-        # chdb defaults to async_insert=1, under which insert_deduplication_token is not used.
+        # chdb defaults to async_insert=1; pin the server default (see the module docstring).
         settings = "async_insert = 0"
         if dedup_token is not None:
             settings += f", insert_deduplication_token = {quote_string(dedup_token)}"

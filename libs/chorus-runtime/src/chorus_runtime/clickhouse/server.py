@@ -128,7 +128,10 @@ class ServerClickHouseClient(ClickHouseClient):
 
     def __repr__(self) -> str:
         kw = self._connect_kwargs
-        return f"ServerClickHouseClient(host={kw['host']!r}, port={kw['port']!r}, db={self._database!r})"
+        return (
+            f"ServerClickHouseClient(host={kw['host']!r}, port={kw['port']!r}, "
+            f"db={self._database!r})"
+        )
 
     async def _open(self) -> Any:
         import clickhouse_connect
@@ -192,7 +195,8 @@ class ServerClickHouseClient(ClickHouseClient):
         data = [[_normalize_cell(v) for v in row] for row in rows_as_sequences(rows, columns)]
         if not data:
             return
-        # We batch client-side; server-side async inserts would apply different dedup rules.
+        # We batch client-side; a server profile enabling async inserts must not re-batch ours
+        # (older servers ignore insert_deduplication_token for async inserts).
         settings: dict[str, Any] = {"async_insert": 0}
         if dedup_token is not None:
             settings["insert_deduplication_token"] = dedup_token

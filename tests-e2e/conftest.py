@@ -1,0 +1,32 @@
+"""End-to-end: the platform as separate processes, exactly as `make up` starts them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_stack import ROOT, stack_cmd
+
+
+@pytest.fixture(scope="session")
+def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("stack")
+    result = subprocess.run(
+        stack_cmd(state, "up", "--detach"),
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+    if result.returncode != 0:
+        logs = "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted((state / "logs").glob("*.log"))
+        )
+        pytest.fail(f"stack up failed:\n{result.stderr[-3000:]}\n{logs}")
+    yield state
+    subprocess.run(stack_cmd(state, "down"), cwd=ROOT, timeout=120, check=False)
