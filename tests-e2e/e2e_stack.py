@@ -29,5 +29,3 @@ def read_endpoints(state: Path) -> dict[str, str]:
         key, _, value = line.partition("=")
         out[key] = value
     return out
-
-
