@@ -53,6 +53,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
             " run `python -m chorus_contracts.cli export`"
         )
         return EXIT_FAILED
+    if not args.allow_breaking:
+        # The committed schemas are the published contract: refuse to overwrite them with an
+        # incompatible version (the drift test then keeps the models from diverging silently).
+        events_dir = schemas_dir / EVENTS_DIRNAME
+        old = load_committed_schemas(events_dir) if events_dir.is_dir() else {}
+        modes = {ev.type: ev.compatibility for _, ev in registry.event_types()}
+        issues = check_event_schemas(old, event_schemas(registry), modes)
+        if issues:
+            for issue in issues:
+                print(issue)
+            _log(
+                f"export: refused, {len(issues)} incompatible change(s); add a new type version"
+                " (…v2) or pass --allow-breaking if nothing was ever published"
+            )
+            return EXIT_FAILED
     drift = write_generated(schemas_dir, registry)
     for rel in drift.changed + drift.missing:
         _log(f"wrote   {rel}")
@@ -135,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write exported schemas and AsyncAPI documents")
     export.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if anything is out of date"
+    )
+    export.add_argument(
+        "--allow-breaking",
+        action="store_true",
+        help="overwrite committed schemas even when the change is incompatible",
     )
     export.set_defaults(func=_cmd_export)
     compat = sub.add_parser("compat", help="check the models against committed schemas")

@@ -56,7 +56,8 @@ def docker_unavailable_reason() -> str | None:
 
         docker.from_env(timeout=3).ping()
     except Exception as exc:
-        return f"no Docker engine: {type(exc).__name__}: {str(exc)[:120]}"
+        detail = "socket not found" if "FileNotFoundError" in str(exc) else type(exc).__name__
+        return f"no Docker engine answers ({detail}); runs where one does"
     return None
 
 
@@ -65,3 +66,22 @@ def docker_engine() -> None:
     reason = docker_unavailable_reason()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_postgres_url(docker_engine: None) -> Iterator[str]:
+    """A throwaway PostgreSQL 16 server (testcontainers); URL of its superuser."""
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver="asyncpg") as pg:
+        yield pg.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def docker_redis_url(docker_engine: None) -> Iterator[str]:
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer("redis:7-alpine") as container:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(6379)
+        yield f"redis://{host}:{port}/0"
