@@ -53,7 +53,11 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
-        return is_transient(exc.orig) if exc.orig is not None else False
+        # The asyncpg dialect puts an adapter in `.orig`; the driver's exception is its cause.
+        orig = exc.orig
+        return orig is not None and (
+            is_transient(orig) or (orig.__cause__ is not None and is_transient(orig.__cause__))
+        )
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return True
     return isinstance(exc, OSError)
@@ -82,7 +86,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         # Full jitter: spreads retries of many consumers after a shared outage.
-        cap = min(self.maximum, self.initial * (2 ** (attempt - 1)))
+        # The exponent is bounded: transient errors retry forever and 2**1024 overflows a float.
+        cap = min(self.maximum, self.initial * (2 ** min(attempt - 1, 64)))
         return random.uniform(cap / 2, cap)
 
 

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chorus_runtime.context import current_request_id
+from chorus_runtime.context import current_request_id, reset_request_id, set_request_id
 
 log = logging.getLogger("chorus.errors")
 
@@ -166,6 +166,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "INTERNAL_ERROR", "internal error")
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette runs this in its outermost middleware, after RequestContextMiddleware has
+        # left: restore the request id it stored in the scope, and echo it ourselves.
+        request_id = current_request_id() or getattr(request.state, "request_id", None)
+        token = set_request_id(request_id)
+        try:
+            log.exception("unhandled error", exc_info=exc)
+            headers = {"X-Request-ID": request_id} if request_id else None
+            return error_response(500, "INTERNAL_ERROR", "internal error", headers=headers)
+        finally:
+            reset_request_id(token)

@@ -11,13 +11,14 @@ from chorus_runtime import metrics
 from chorus_runtime.context import reset_request_id, set_request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
+REQUEST_ID_STATE = "request_id"  # request.state.request_id
 _SKIP_METRICS = {"/metrics", "/healthz", "/readyz"}
 
 
 def _clean_request_id(raw: bytes | None) -> str:
     if raw:
         value = raw.decode("latin-1")[:128]
-        if value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if value.isascii() and value.replace("-", "").replace("_", "").replace(".", "").isalnum():
             return value
     return uuid.uuid4().hex
 
@@ -36,6 +37,9 @@ class RequestContextMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         request_id = _clean_request_id(headers.get(REQUEST_ID_HEADER))
+        # Also in the scope: a 500 is answered by Starlette's outermost middleware, outside
+        # this one (and its context), so the error handler reads the id from here.
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
         token = set_request_id(request_id)
         started = time.perf_counter()
         status = {"code": 500}

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
@@ -88,8 +89,15 @@ class ServiceRuntime:
         self.consumers = ConsumerRuntime(
             self.name, self.broker, db=self.db, topic_prefix=settings.topic_prefix
         )
+        # A blocking pool waits for a free connection under bursts instead of failing at once.
         self.redis: aioredis.Redis | None = (
-            aioredis.from_url(settings.redis_url, socket_timeout=2) if uses_redis else None
+            aioredis.Redis(
+                connection_pool=aioredis.BlockingConnectionPool.from_url(
+                    settings.redis_url, max_connections=64, timeout=2, socket_timeout=2
+                )
+            )
+            if uses_redis
+            else None
         )
         self.verifier = TokenVerifier(
             http_jwks_source(settings.jwks_url),
@@ -115,6 +123,9 @@ class ServiceRuntime:
         self._routers: list[APIRouter] = []
         self._startup: list[Task] = []
         self._shutdown: list[Task] = []
+        self._middlewares: list[tuple[type, dict[str, Any]]] = []
+        self._configure: list[Callable[[FastAPI], None]] = []
+        self.commands: dict[str, Callable[[ServiceRuntime], Awaitable[int]]] = {}
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -130,6 +141,18 @@ class ServiceRuntime:
 
     def on_shutdown(self, fn: Task) -> None:
         self._shutdown.append(fn)
+
+    def add_middleware(self, cls: type, **options: Any) -> None:
+        """Service middleware; runs inside the request-id/metrics and tracing layers."""
+        self._middlewares.append((cls, options))
+
+    def configure_app(self, fn: Callable[[FastAPI], None]) -> None:
+        """Last touches on the app (state, dependency overrides, extra middleware)."""
+        self._configure.append(fn)
+
+    def add_command(self, name: str, fn: Callable[[ServiceRuntime], Awaitable[int]]) -> None:
+        """An extra one-shot CLI subcommand, e.g. `chorus-gateway rotate-keys`."""
+        self.commands[name] = fn
 
     # -- app -------------------------------------------------------------------------------
 
@@ -160,6 +183,10 @@ class ServiceRuntime:
         if role.includes(Role.API):
             for router in self._routers:
                 app.include_router(router)
+        for fn in self._configure:
+            fn(app)
+        for cls, options in self._middlewares:
+            app.add_middleware(cls, **options)  # type: ignore[arg-type]
         app.add_middleware(RequestContextMiddleware, service=self.name)
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=self.tracer_provider, excluded_urls="healthz,readyz,metrics"
@@ -241,7 +268,9 @@ async def _supervised(name: str, fn: Task) -> None:
             delay = min(delay * 2, 30)
 
 
-def parse_args(argv: Sequence[str] | None, service: str) -> argparse.Namespace:
+def parse_args(
+    argv: Sequence[str] | None, service: str, commands: Sequence[str] = ()
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"chorus-{service}", description=f"Chorus {service}")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the service (default)")
@@ -254,6 +283,8 @@ def parse_args(argv: Sequence[str] | None, service: str) -> argparse.Namespace:
         "--provision", action="store_true", help="create the database and app role first"
     )
     migrate.add_argument("--revision", default="head")
+    for name in commands:
+        sub.add_parser(name, help=f"{name} and exit")
     return parser.parse_args(argv)
 
 
@@ -264,10 +295,12 @@ def run_cli(
     """Entry point shared by every service: `chorus-<svc> [serve] --role …` or `migrate`."""
     runtime = build()
     s = runtime.settings
-    args = parse_args(argv, runtime.name)
+    args = parse_args(argv, runtime.name, list(runtime.commands))
     setup_logging(runtime.name, s.log_level, json_logs=s.log_json)
     if args.command == "migrate":
         return asyncio.run(migrate(runtime, provision=args.provision, revision=args.revision))
+    if args.command in runtime.commands:
+        return asyncio.run(runtime.commands[args.command](runtime))
     role = Role(args.role or "all")
     app = runtime.create_app(role)
     config = uvicorn.Config(
@@ -278,6 +311,8 @@ def run_cli(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # Client addresses are resolved by the gateway from its own trusted-proxy list.
+        proxy_headers=False,
     )
     uvicorn.Server(config).run()
     return 0

@@ -24,8 +24,10 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
-class SettingsError(ValueError):
-    """Configuration is missing or unsafe; the message names the variable to set."""
+class SettingsError(Exception):
+    """Configuration is missing or unsafe; the message names the variable to set.
+
+    Not a ValueError: pydantic would wrap that in a ValidationError from the validators."""
 
 
 class ServiceSettings(BaseSettings):

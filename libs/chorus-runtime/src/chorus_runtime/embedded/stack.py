@@ -90,16 +90,20 @@ class Stack:
         try:
             bootstrap = self._start_broker()
             services = installed_services()
-            urls: dict[str, str] = {}
+            ports = {spec.name: self._port(spec.name) for spec in services}
+            urls = {name: self._url(port) for name, port in ports.items()}
             env = self._base_env(bootstrap)
-            if any(s.name == "gateway" for s in services):
-                env["CHORUS_JWKS_URL"] = f"{self._url(self._port('gateway'))}/.well-known/jwks.json"
+            if "gateway" in urls:
+                # Every service verifies tokens with the gateway's keys; the gateway proxies
+                # to every other service.
+                env["CHORUS_JWKS_URL"] = f"{urls['gateway']}/.well-known/jwks.json"
+                for name, url in urls.items():
+                    if name not in ("gateway", "sandbox"):
+                        env[f"CHORUS_GATEWAY_{name.upper()}_URL"] = url
             for spec in services:
-                port = self._port(spec.name)
                 if spec.database:
                     self._migrate(spec, env)
-                self._start_service(spec, port, env)
-                urls[spec.name] = self._url(port)
+                self._start_service(spec, ports[spec.name], env)
                 self._save()
             for spec in services:
                 self._wait_ready(spec.name, urls[spec.name], ready_timeout)
@@ -173,7 +177,11 @@ class Stack:
     def _port(self, name: str) -> int:
         spec = next(s for s in KNOWN_SERVICES if s.name == name)
         port = spec.port + self.port_offset
-        return port if port_free(port) else free_port()
+        if port_free(port):
+            return port
+        port = free_port()
+        say(f"{name}: port {spec.port + self.port_offset} is taken; using {port}")
+        return port
 
     @staticmethod
     def _url(port: int) -> str:

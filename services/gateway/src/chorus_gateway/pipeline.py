@@ -1,0 +1,216 @@
+"""The gateway's request pipeline (pure ASGI, in front of every route):
+
+authenticate (except public routes) → rate-limit by plan and route group (per workspace, or
+per IP on public routes) → run the route with the caller in `request.state` → add
+`RateLimit-*` and security headers → audit mutating requests through the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from uuid import UUID
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chorus_contracts.events.common import Plan
+from chorus_contracts.events.gateway import RequestAudited
+from chorus_gateway.authn import Caller, authenticate, current_plan, local_verifier
+from chorus_gateway.plans import RouteGroup, route_group
+from chorus_gateway.ratelimit import headers as ratelimit_headers
+from chorus_gateway.ratelimit import raise_if_refused, subject_key
+from chorus_gateway.state import Gateway
+from chorus_runtime.context import current_request_id
+from chorus_runtime.errors import ChorusError, PayloadTooLarge, error_response
+from chorus_runtime.outbox import emit
+
+log = logging.getLogger("chorus.gateway.pipeline")
+
+PUBLIC = re.compile(
+    r"^/api/v1/auth/(register|login|refresh|logout)$"
+    r"|^/api/v1/team/invitations/[^/]+/accept$"
+)
+UNMETERED = re.compile(
+    r"^/(healthz|readyz|metrics|docs|openapi\.json|\.well-known/jwks\.json)$"
+    r"|^/api/v1/openapi\.json$|^/webhooks/"
+)
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class GatewayPipeline:
+    def __init__(self, app: ASGIApp, gw: Gateway) -> None:
+        self.app = app
+        self.gw = gw
+        self.verifier = local_verifier(gw)
+        self._audits: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        started = time.perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        ip = self._client_ip(scope, headers)
+        try:
+            _check_length(headers, self.gw.settings.max_body_bytes)
+            caller, extra = await self._admit(method, path, headers, ip)
+        except ChorusError as exc:
+            response = error_response(
+                exc.status_code, exc.code, exc.message, exc.details, exc.headers
+            )
+            await response(scope, receive, _with_headers(send, []))
+            self._audit(
+                method, path, None, status=exc.status_code, ip=ip, headers=headers, started=started
+            )
+            return
+        state = scope.setdefault("state", {})
+        state["client_ip"] = ip
+        state["caller"] = caller
+        if caller is not None:
+            state["principal"] = caller.principal
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await _with_headers(send, extra)(message)
+
+        await self.app(scope, _limit_body(receive, self.gw.settings.max_body_bytes), send_wrapper)
+        self._audit(
+            method, path, caller, status=status["code"], ip=ip, headers=headers, started=started
+        )
+
+    async def _admit(
+        self, method: str, path: str, headers: dict[str, str], ip: str
+    ) -> tuple[Caller | None, list[tuple[bytes, bytes]]]:
+        if UNMETERED.match(path):
+            return None, []
+        group = route_group(method, path)
+        caller: Caller | None = None
+        if PUBLIC.match(path):
+            key = subject_key(RouteGroup.AUTH, workspace_id=None, ip=ip)
+            limit = self.gw.plans[Plan.FREE].limits[RouteGroup.AUTH]
+            group = RouteGroup.AUTH
+        else:
+            caller = await authenticate(
+                self.gw, self.verifier, headers.get("authorization"), headers.get("x-api-key")
+            )
+            p = caller.principal
+            plan_name = await current_plan(self.gw, p.workspace_id, p.plan)
+            key = subject_key(group, workspace_id=p.workspace_id, ip=ip)
+            limit = self.gw.plans[plan_name].limits[group]
+        decision = await self.gw.limiter.hit(key, limit, group=group.value)
+        extra = [(k.lower().encode(), v.encode()) for k, v in ratelimit_headers(decision).items()]
+        raise_if_refused(decision)
+        return caller, extra
+
+    def _client_ip(self, scope: Scope, headers: dict[str, str]) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        trusted = self.gw.settings.trusted_proxies
+        if peer in trusted:
+            hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+            for hop in reversed(hops):
+                if hop not in trusted:
+                    return hop
+        return peer
+
+    def _audit(
+        self,
+        method: str,
+        path: str,
+        caller: Caller | None,
+        *,
+        status: int,
+        ip: str,
+        headers: dict[str, str],
+        started: float,
+    ) -> None:
+        if method not in MUTATING:
+            return
+        principal = caller.principal if caller else None
+        ids = _UUID.findall(path)
+        parts = [p for p in path.split("/") if p]
+        resource_type = parts[2] if len(parts) > 2 and parts[:2] == ["api", "v1"] else None
+        event = RequestAudited(
+            workspace_id=UUID(principal.workspace_id) if principal else None,
+            actor_type=principal.token_type if principal else "anonymous",
+            actor_id=principal.subject if principal else None,
+            action=f"{method} {_UUID.sub('{id}', path)}",
+            resource_type=resource_type,
+            resource_id=ids[0] if ids else None,
+            status_code=status,
+            ip=ip,
+            user_agent=headers.get("user-agent", "")[:512] or None,
+            request_id=current_request_id() or "",
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            occurred_at=datetime.now(UTC),
+        )
+        task = asyncio.create_task(self._write_audit(event))
+        self._audits.add(task)
+        task.add_done_callback(self._audits.discard)
+
+    async def _write_audit(self, event: RequestAudited) -> None:
+        # After the response: auditing must not add latency; the outbox makes it durable.
+        try:
+            key = str(event.workspace_id) if event.workspace_id else "anonymous"
+            async with self.gw.db.unit_of_work(system=True) as uow:
+                await emit(
+                    uow.session,
+                    event,
+                    topic="gateway.audit",
+                    key=key,
+                    source="/chorus/gateway",
+                    tenant_id=str(event.workspace_id) if event.workspace_id else None,
+                )
+                await uow.commit()
+        except Exception:
+            log.exception("audit event lost")
+
+    async def drain(self) -> None:
+        if self._audits:
+            await asyncio.gather(*list(self._audits), return_exceptions=True)
+
+
+def _check_length(headers: dict[str, str], limit: int) -> None:
+    raw = headers.get("content-length")
+    if raw is not None and raw.isdigit() and int(raw) > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes", details={"maxBytes": limit})
+
+
+def _limit_body(receive: Receive, limit: int) -> Receive:
+    seen = {"n": 0}
+
+    async def wrapped() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            seen["n"] += len(message.get("body", b""))
+            if seen["n"] > limit:
+                raise PayloadTooLarge(
+                    f"request body exceeds {limit} bytes", details={"maxBytes": limit}
+                )
+        return message
+
+    return wrapped
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *extra, *SECURITY_HEADERS]
+        await send(message)
+
+    return wrapped
