@@ -17,10 +17,10 @@ pytestmark = pytest.mark.e2e
 def test_endpoints_file_names_every_started_service(stack_state: Path) -> None:
     endpoints = read_endpoints(stack_state)
     assert endpoints["KAFKA_BOOTSTRAP_SERVERS"].startswith("127.0.0.1:")
-    assert {"PUBLISHING_URL", "CONNECTOR_URL"} <= endpoints.keys()
+    assert {"GATEWAY_URL", "PUBLISHING_URL", "CONNECTOR_URL"} <= endpoints.keys()
 
 
-@pytest.mark.parametrize("service", ["PUBLISHING_URL", "CONNECTOR_URL"])
+@pytest.mark.parametrize("service", ["GATEWAY_URL", "PUBLISHING_URL", "CONNECTOR_URL"])
 def test_every_process_answers_probes_metrics_and_docs(stack_state: Path, service: str) -> None:
     url = read_endpoints(stack_state)[service]
     with httpx.Client(base_url=url, timeout=5) as client:

@@ -70,6 +70,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         ),
     )
     runtime.on_startup(keys.load)
+    runtime.on_shutdown(gw.drain)
     runtime.on_shutdown(gw.proxy.aclose)
     runtime.add_task(Role.API, "signing-key-reload", keys.reload_forever)
     for module in (api_auth, api_team, api_keys, api_proxy):

@@ -7,7 +7,6 @@ per IP on public routes) â†’ run the route with the caller in `request.state` â†
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -53,7 +52,6 @@ class GatewayPipeline:
         self.app = app
         self.gw = gw
         self.verifier = local_verifier(gw)
-        self._audits: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,9 +157,7 @@ class GatewayPipeline:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             occurred_at=datetime.now(UTC),
         )
-        task = asyncio.create_task(self._write_audit(event))
-        self._audits.add(task)
-        task.add_done_callback(self._audits.discard)
+        self.gw.spawn(self._write_audit(event))
 
     async def _write_audit(self, event: RequestAudited) -> None:
         # After the response: auditing must not add latency; the outbox makes it durable.
@@ -179,10 +175,6 @@ class GatewayPipeline:
                 await uow.commit()
         except Exception:
             log.exception("audit event lost")
-
-    async def drain(self) -> None:
-        if self._audits:
-            await asyncio.gather(*list(self._audits), return_exceptions=True)
 
 
 def _check_length(headers: dict[str, str], limit: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,17 @@ class Gateway:
     proxy: ReverseProxy
     plan_cache: dict[str, tuple[Any, float]] = field(default_factory=dict)
     api_key_cache: dict[str, tuple[Any, float]] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Fire-and-forget work (audit writes) that shutdown still waits for."""
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def drain(self) -> None:
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=10)
 
 
 def gateway(request: Request) -> Gateway:
