@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import time
 import uuid
@@ -383,7 +384,7 @@ def test_permission_matrix() -> None:
     assert "billing:manage" not in permissions_for("manager")
     # Each role holds everything the role below it holds.
     ladder = [Role.VIEWER, Role.EDITOR, Role.MANAGER, Role.ADMIN, Role.OWNER]
-    for lower, higher in zip(ladder, ladder[1:], strict=False):
+    for lower, higher in itertools.pairwise(ladder):
         assert ROLE_PERMISSIONS[lower] <= ROLE_PERMISSIONS[higher], (lower, higher)
     for perms in ROLE_PERMISSIONS.values():
         assert perms <= ALL_PERMISSIONS

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from connector_testkit import COMMANDS, Harness
+from connector_testkit import COMMANDS, Harness, reset_tables
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 from faststream.kafka.message import KafkaAckableMessage
 
@@ -17,11 +17,20 @@ from chorus_runtime.consumer import RetryPolicy
 from chorus_testing.postgres import DatabaseFactory, ServiceDatabase
 
 
-@pytest.fixture
-async def connector_db(database_factory: DatabaseFactory) -> AsyncIterator[ServiceDatabase]:
+@pytest.fixture(scope="module")
+async def module_connector_db(
+    database_factory: DatabaseFactory,
+) -> AsyncIterator[ServiceDatabase]:
     db = await database_factory.create("connector", MIGRATIONS)
     yield db
     await database_factory.drop(db.name)
+
+
+@pytest.fixture
+async def connector_db(module_connector_db: ServiceDatabase) -> ServiceDatabase:
+    """The module's database, emptied: every test starts from the migrated, empty state."""
+    await reset_tables(module_connector_db.owner_url)
+    return module_connector_db
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from aiokafka import ConsumerRecord
 from prometheus_client import REGISTRY
 
@@ -15,6 +16,7 @@ from chorus_contracts.envelope import CloudEvent, encode
 from chorus_contracts.events.common import Platform
 from chorus_contracts.events.connector import DeleteRequested, PublishContent, PublishRequested
 from chorus_runtime.consumer import Subscription
+from chorus_runtime.db.database import to_asyncpg_dsn
 from chorus_runtime.service import ServiceRuntime
 from chorus_testing.postgres import ServiceDatabase, scalar
 
@@ -81,7 +83,8 @@ class Harness:
 
     @property
     def sub(self) -> Subscription:
-        (sub,) = self.runtime.consumers.subscriptions
+        """The subscription on `connector.commands` (the connector may grow others)."""
+        (sub,) = [s for s in self.runtime.consumers.subscriptions if s.topic == COMMANDS]
         return sub
 
     @property
@@ -128,3 +131,17 @@ class Harness:
 
     def dlq_metric(self) -> float:
         return metric("chorus_consumer_dlq_total", service="connector", topic=COMMANDS)
+
+
+async def reset_tables(owner_url: str) -> None:
+    """Empty every table but alembic's (as the owner: TRUNCATE is not subject to RLS), so a
+    module can share one cloned database instead of cloning one per test."""
+    conn = await asyncpg.connect(to_asyncpg_dsn(owner_url))
+    try:
+        tables = await conn.fetchval(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()

@@ -334,7 +334,7 @@ async def test_non_transient_error_is_dead_lettered_after_poison_attempts(
 async def test_non_transient_error_that_clears_within_the_attempts_is_processed(
     connector: Harness,
 ) -> None:
-    handler, calls = failing(2, lambda n: KeyError(n))
+    handler, calls = failing(2, KeyError)
     connector.sub.handler = handler
     await connector.send(as_event(publish_command()))
     assert len(calls) == 3

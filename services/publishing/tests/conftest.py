@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from faststream.kafka import TestKafkaBroker
-from publishing_testkit import Publishing
+from publishing_testkit import Publishing, reset_tables
 
 from chorus_publishing.main import MIGRATIONS
 from chorus_publishing.main import build as build_publishing
@@ -18,11 +18,20 @@ from chorus_testing.auth import TestTokens
 from chorus_testing.postgres import DatabaseFactory, ServiceDatabase
 
 
-@pytest.fixture
-async def publishing_db(database_factory: DatabaseFactory) -> AsyncIterator[ServiceDatabase]:
+@pytest.fixture(scope="module")
+async def module_publishing_db(
+    database_factory: DatabaseFactory,
+) -> AsyncIterator[ServiceDatabase]:
     db = await database_factory.create("publishing", MIGRATIONS)
     yield db
     await database_factory.drop(db.name)
+
+
+@pytest.fixture
+async def publishing_db(module_publishing_db: ServiceDatabase) -> ServiceDatabase:
+    """The module's database, emptied: every test starts from the migrated, empty state."""
+    await reset_tables(module_publishing_db.owner_url)
+    return module_publishing_db
 
 
 @pytest.fixture

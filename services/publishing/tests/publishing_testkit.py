@@ -6,10 +6,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from chorus_runtime.db.database import to_asyncpg_dsn
 from chorus_testing.auth import TestTokens
 from chorus_testing.postgres import ServiceDatabase, scalar
 
@@ -80,4 +82,20 @@ async def outbox_rows(url: str) -> list[OutboxRow]:
             ).all()
     finally:
         await engine.dispose()
-    return [OutboxRow(r.id, r.topic, r.key, r.headers, bytes(r.value), r.published_at) for r in rows]
+    return [
+        OutboxRow(r.id, r.topic, r.key, r.headers, bytes(r.value), r.published_at) for r in rows
+    ]
+
+
+async def reset_tables(owner_url: str) -> None:
+    """Empty every table but alembic's (as the owner: TRUNCATE is not subject to RLS), so a
+    module can share one cloned database instead of cloning one per test."""
+    conn = await asyncpg.connect(to_asyncpg_dsn(owner_url))
+    try:
+        tables = await conn.fetchval(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()

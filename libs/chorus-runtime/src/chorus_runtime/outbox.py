@@ -155,15 +155,17 @@ class OutboxRelay:
                     backoff = self.cfg.backoff_initial
                 except asyncio.CancelledError:
                     raise
-                except (asyncpg.PostgresConnectionError, OSError):
-                    raise  # reconnect from the top
                 except Exception as exc:
+                    # Kafka or Postgres: either way the producer's state is not trusted
+                    # after a failed batch (an idempotent producer's sequence may be off).
                     metrics.OUTBOX_ERRORS.labels(self.cfg.service).inc()
                     log.warning(
                         "outbox publish failed; backing off",
                         extra={"fields": {"error": repr(exc), "backoffSeconds": backoff}},
                     )
                     await self._close_producer()
+                    if conn.is_closed():
+                        raise  # the lock went with the connection: lead again from the top
                     await self._sleep(backoff * (0.5 + random.random()))
                     backoff = min(self.cfg.backoff_max, backoff * 2)
                     continue

@@ -64,9 +64,11 @@ class ServiceRuntime:
         migrations_dir: Path | None = None,
         uses_redis: bool = False,
         uses_database: bool = True,
+        uses_broker: bool = True,
     ) -> None:
         self.settings = settings
         self.name = settings.service_name
+        self.uses_broker = uses_broker
         self.title = title
         self.version = version
         self.migrations_dir = migrations_dir
@@ -196,7 +198,8 @@ class ServiceRuntime:
     def _install_checks(self, role: Role) -> None:
         if self.db is not None:
             self.health.add("database", self.db.ping)
-        self.health.add("broker", self._ping_broker)
+        if self.uses_broker:
+            self.health.add("broker", self._ping_broker)
         if self.redis is not None:
             redis = self.redis
 
@@ -213,9 +216,10 @@ class ServiceRuntime:
         for fn in self._startup:
             await fn()
         consuming = role.includes(Role.WORKER) and self.consumers.subscriptions
-        # Connecting is lazy in aiokafka; readiness reports the broker honestly either way.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.broker.connect(), 10)
+        if self.uses_broker:
+            # Connecting is lazy in aiokafka; readiness reports the broker honestly either way.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.connect(), 10)
         if consuming:
             await self.broker.start()
         tasks: list[asyncio.Task[None]] = []
@@ -242,8 +246,9 @@ class ServiceRuntime:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(t, 10)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.broker.stop(), 10)
+        if self.uses_broker:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.stop(), 10)
         for fn in self._shutdown:
             with contextlib.suppress(Exception):
                 await fn()

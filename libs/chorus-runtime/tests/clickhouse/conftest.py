@@ -51,14 +51,8 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def clickhouse_server_url() -> Iterator[str]:
+def clickhouse_server_url(docker_engine: None) -> Iterator[str]:
     """URL of a throwaway ClickHouse server; skips when there is no Docker engine."""
-    try:
-        import docker
-
-        docker.from_env().ping()
-    except Exception as exc:
-        pytest.skip(f"no Docker engine: {type(exc).__name__}: {exc}")
     from testcontainers.community.clickhouse import ClickHouseContainer
 
     with ClickHouseContainer(SERVER_IMAGE) as container:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from chorus_runtime.settings import ServiceSettings
@@ -13,4 +14,4 @@ class ConnectorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CHORUS_CONNECTOR_", extra="ignore", frozen=True)
     service_name: ClassVar[str] = "connector"
 
-    port: int = 8002
+    port: int = Field(default=8002, ge=0, le=65535)

@@ -18,7 +18,7 @@ class GatewaySettings(ServiceSettings):
         "key_encryption_key": "dev:ZW1iZWRkZWQtZGV2LW9ubHktbm90LWEtc2VjcmV0ISE=",
     }
 
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
     key_encryption_key: str = ""
     signing_algorithm: str = Field(default="EdDSA", pattern="^(EdDSA|RS256)$")
     access_token_ttl_seconds: int = 900

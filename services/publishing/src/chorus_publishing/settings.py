@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from chorus_runtime.settings import ServiceSettings
@@ -13,5 +14,5 @@ class PublishingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CHORUS_PUBLISHING_", extra="ignore", frozen=True)
     service_name: ClassVar[str] = "publishing"
 
-    port: int = 8001
+    port: int = Field(default=8001, ge=0, le=65535)
     dispatch_deadline_seconds: int = 900

@@ -1,0 +1,1 @@
+"""Chorus sandbox: simulated social platforms (dev and tests only)."""

@@ -1,0 +1,35 @@
+"""Sandbox wiring. Dev/test only: simulates the platform APIs the connector calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chorus_runtime.service import ServiceRuntime, run_cli
+from chorus_sandbox.faults import Faults
+from chorus_sandbox.inspection import inspection_router
+from chorus_sandbox.kit import PlatformKit
+from chorus_sandbox.platforms import available
+from chorus_sandbox.settings import SandboxSettings
+from chorus_sandbox.store import Store
+
+
+def build(settings: SandboxSettings | None = None) -> ServiceRuntime:
+    settings = settings or SandboxSettings()
+    runtime = ServiceRuntime(
+        settings, title="Chorus Sandbox", uses_database=False, uses_broker=False
+    )
+    store = Store(seed=settings.seed)
+    faults = Faults()
+    runtime.include_router(inspection_router(store, faults))
+    for name, make_router in available().items():
+        runtime.include_router(make_router(PlatformKit(name, store, faults, settings)))
+    runtime.configure_app(lambda app: setattr(app.state, "sandbox", (store, faults)))
+    return runtime
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
