@@ -26,14 +26,32 @@ CAMEL = re.compile(r"^[a-z]+([A-Z][a-z0-9]*)*$")
 POST_KEYS = {
     "id",
     "workspaceId",
+    "authorId",
     "status",
-    "text",
-    "hashtags",
+    "statusReason",
+    "content",
     "scheduledAt",
     "timezone",
+    "campaign",
+    "tags",
     "targets",
+    "createdAt",
+    "updatedAt",
+    "history",
 }
-TARGET_KEYS = {"id", "platform", "accountId", "status", "attempts"}
+TARGET_KEYS = {
+    "id",
+    "platform",
+    "accountId",
+    "status",
+    "platformPostId",
+    "url",
+    "attempts",
+    "lastError",
+    "nextAttemptAt",
+    "publishedAt",
+    "customContent",
+}
 
 
 def new_workspace() -> str:
@@ -89,8 +107,8 @@ async def test_create_draft_is_201_with_a_camel_case_body(publishing: Publishing
     assert uuid.UUID(post["id"])
     assert post["workspaceId"] == workspace
     assert post["status"] == "draft"
-    assert post["text"] == "Launch day"
-    assert post["hashtags"] == ["launch"]
+    assert post["content"]["text"] == "Launch day"
+    assert post["content"]["hashtags"] == ["launch"]
     assert post["scheduledAt"] is None
     assert post["timezone"] is None
     sent = {(t["platform"], t["accountId"]) for t in body["platforms"]}
@@ -124,7 +142,7 @@ async def test_create_stages_a_post_created_event(publishing: Publishing) -> Non
 
 
 BAD_BODIES: dict[str, tuple[dict[str, Any], str, str]] = {
-    "empty text": (post_body("x", text=""), "content.text", "string_too_short"),
+    "empty text": (post_body("x", text=""), "content", "value_error"),
     "missing content": (
         {"platforms": [{"platform": "x", "accountId": str(uuid.uuid4())}]},
         "content",
@@ -247,7 +265,9 @@ async def test_get_own_post(publishing: Publishing) -> None:
         f"/api/v1/posts/{post['id']}", headers=publishing.headers(workspace, "viewer")
     )
     assert resp.status_code == 200, resp.text
-    assert resp.json()["post"] == post
+    fetched = resp.json()["post"]
+    assert [h["action"] for h in fetched.pop("history")] == ["created"]
+    assert fetched == {k: v for k, v in post.items() if k != "history"}
 
 
 async def test_another_workspaces_post_is_404(publishing: Publishing) -> None:
@@ -334,7 +354,7 @@ async def test_row_level_security_is_the_second_wall(publishing: Publishing) -> 
 
 async def test_publish_dispatches_every_target_through_the_outbox(publishing: Publishing) -> None:
     workspace = new_workspace()
-    post = await publishing.create_ok(workspace, "x", "linkedin", "instagram")
+    post = await publishing.create_ok(workspace, "x", "linkedin", "threads")
     resp = await publishing.client.post(
         f"/api/v1/posts/{post['id']}/publish", headers=publishing.headers(workspace, "manager")
     )
@@ -346,7 +366,8 @@ async def test_publish_dispatches_every_target_through_the_outbox(publishing: Pu
     assert [t["attempts"] for t in published["targets"]] == [1] * 3
 
     rows = await publishing.outbox()
-    assert [r.topic for r in rows].count("publishing.posts") == 2  # created + status change
+    # created + the post's status change + one status change per target
+    assert [r.topic for r in rows].count("publishing.posts") == 2 + 3
     commands = [r for r in rows if r.topic == "connector.commands"]
     assert len(commands) == 3, "one command per target"
     targets = {t["id"]: t for t in published["targets"]}
@@ -391,7 +412,9 @@ async def test_publish_dispatches_every_target_through_the_outbox(publishing: Pu
     again = await publishing.client.get(
         f"/api/v1/posts/{post['id']}", headers=publishing.headers(workspace)
     )
-    assert again.json()["post"] == published
+    fetched = again.json()["post"]
+    assert [h["action"] for h in fetched.pop("history")] == ["created", "published_now"]
+    assert fetched == {k: v for k, v in published.items() if k != "history"}
 
 
 async def test_publishing_twice_is_409(publishing: Publishing) -> None:

@@ -1,141 +1,374 @@
-"""HTTP handlers: decode → domain → repository + outbox, in one tenant-scoped transaction."""
+"""`/api/v1/posts`: thin handlers — decode, call the domain, persist + outbox in one
+tenant-scoped transaction."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from chorus_contracts.events.publishing import PostCreated, PostStatusChanged, TargetRef
-from chorus_publishing import domain, repository
-from chorus_publishing.schemas import CreatePostIn, PostEnvelope, PostOut
+from chorus_contracts.events.publishing import PostStatus
+from chorus_publishing import domain, events
+from chorus_publishing import scheduling as sched
+from chorus_publishing.repository import PostRepository
+from chorus_publishing.schemas import (
+    CommentIn,
+    PostEnvelope,
+    PostIn,
+    PostOut,
+    PostPage,
+    RejectIn,
+    ScheduleIn,
+)
 from chorus_runtime.auth import Principal, require_permission
-from chorus_runtime.errors import NotFound
-from chorus_runtime.outbox import emit
+from chorus_runtime.errors import Conflict, Forbidden, NotFound
 from chorus_runtime.service import ServiceRuntime
 
-SOURCE = "/chorus/publishing"
 router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
+Reader = Annotated[Principal, Depends(require_permission("post:read"))]
+Creator = Annotated[Principal, Depends(require_permission("post:create"))]
+Updater = Annotated[Principal, Depends(require_permission("post:update"))]
+Deleter = Annotated[Principal, Depends(require_permission("post:delete"))]
+Publisher = Annotated[Principal, Depends(require_permission("post:publish"))]
+Approver = Annotated[Principal, Depends(require_permission("post:approve"))]
 
 
 def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-@router.post("", status_code=201, response_model=PostEnvelope, response_model_by_alias=True)
-async def create_post(
-    body: CreatePostIn,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_permission("post:create"))],
-) -> PostEnvelope:
-    rt = _runtime(request)
-    assert rt.db is not None
-    post = domain.new_post(
-        workspace_id=principal.workspace_id,
-        author_id=principal.subject if principal.token_type == "user" else None,
-        text=body.content.text,
-        hashtags=body.content.hashtags,
-        targets=[(t.platform, str(t.account_id)) for t in body.platforms],
-    )
-    now = datetime.now(UTC)
-    async with rt.db.unit_of_work(tenant_id=principal.workspace_id) as uow:
-        await repository.insert_post(uow.session, post)
-        await emit(
-            uow.session,
-            PostCreated(
-                post_id=UUID(post.id),
-                workspace_id=UUID(post.workspace_id),
-                author_id=UUID(post.author_id) if post.author_id else None,
-                status=post.status,
-                text=post.text,
-                hashtags=list(post.hashtags),
-                targets=[
-                    TargetRef(
-                        target_id=UUID(t.id), platform=t.platform, account_id=UUID(t.account_id)
-                    )
-                    for t in post.targets
-                ],
-                created_at=now,
-            ),
-            topic="publishing.posts",
-            key=post.id,
-            source=SOURCE,
-            tenant_id=post.workspace_id,
-        )
-        await uow.commit()
-    return PostEnvelope(post=PostOut.of(post))
+def _deadline(request: Request) -> timedelta:
+    return timedelta(seconds=getattr(_runtime(request).settings, "dispatch_deadline_seconds", 900))
 
 
-@router.get("/{post_id}", response_model=PostEnvelope, response_model_by_alias=True)
-async def get_post(
-    post_id: UUID,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_permission("post:read"))],
-) -> PostEnvelope:
-    rt = _runtime(request)
-    assert rt.db is not None
-    async with rt.db.unit_of_work(tenant_id=principal.workspace_id) as uow:
-        post = await repository.get_post(uow.session, principal.workspace_id, str(post_id))
+def _actor(p: Principal) -> str | None:
+    return p.subject if p.token_type == "user" else None
+
+
+@asynccontextmanager
+async def _posts(request: Request, principal: Principal) -> AsyncIterator[PostRepository]:
+    db = _runtime(request).db
+    assert db is not None
+    async with db.unit_of_work(tenant_id=principal.workspace_id) as uow:
+        yield PostRepository(uow)
+
+
+async def _locked(repo: PostRepository, post_id: UUID) -> domain.Post:
+    post = await repo.get(str(post_id), for_update=True)
     if post is None:
         raise NotFound("post not found")
-    return PostEnvelope(post=PostOut.of(post))
+    return post
+
+
+async def _plan_schedule(
+    repo: PostRepository,
+    post: domain.Post,
+    principal: Principal,
+    scheduled_at: str,
+    timezone: str | None,
+    now: datetime,
+) -> domain.Post:
+    settings = await repo.settings()
+    at = sched.resolve(scheduled_at, timezone, now=now)
+    approval = domain.needs_approval(principal.role, list(settings["approval_required_for"]))
+    if not approval and not principal.can("post:publish"):
+        raise Forbidden("scheduling needs post:publish", details={"required": ["post:publish"]})
+    domain.check_publishable(post, media={})
+    return domain.schedule(post, at=at, timezone=timezone, approval_needed=approval)
 
 
 @router.post(
-    "/{post_id}/publish", status_code=202, response_model=PostEnvelope, response_model_by_alias=True
+    "",
+    status_code=201,
+    response_model=PostEnvelope,
+    response_model_by_alias=True,
+    summary="Create a post (a draft, or scheduled when scheduledAt is given)",
 )
-async def publish_now(
-    post_id: UUID,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_permission("post:publish"))],
-) -> PostEnvelope:
-    """Publish now: one command per target goes to the connector through the outbox."""
-    rt = _runtime(request)
-    assert rt.db is not None
-    settings = rt.settings
+async def create_post(body: PostIn, request: Request, principal: Creator) -> PostEnvelope:
     now = datetime.now(UTC)
-    async with rt.db.unit_of_work(tenant_id=principal.workspace_id) as uow:
-        post = await repository.get_post(
-            uow.session, principal.workspace_id, str(post_id), for_update=True
-        )
+    post = domain.new_post(
+        workspace_id=principal.workspace_id,
+        author_id=_actor(principal),
+        author_role=principal.role,
+        content=body.content.domain(),
+        targets=body.targets(),
+        campaign=body.campaign,
+        tags=body.tags,
+    )
+    if body.timezone is not None:
+        sched.zone(body.timezone)
+    async with _posts(request, principal) as repo:
+        draft = post
+        if body.scheduled_at is not None:
+            post = await _plan_schedule(
+                repo, post, principal, body.scheduled_at, body.timezone, now
+            )
+        await repo.add(post)
+        await repo.record(post, "created", previous=None, actor_id=_actor(principal))
+        await events.created(repo.session, draft, now)
+        await events.changes(repo.session, draft, post, actor=_actor(principal), now=now)
+        stored = await repo.get(post.id)
+        await repo.uow.commit()
+    assert stored is not None
+    return PostEnvelope(post=PostOut.of(stored))
+
+
+@router.get(
+    "",
+    response_model=PostPage,
+    response_model_by_alias=True,
+    summary="The calendar: filter by status, platform, dates, campaign or tag",
+)
+async def list_posts(
+    request: Request,
+    principal: Reader,
+    status: PostStatus | None = None,
+    platform: str | None = None,
+    start_date: Annotated[datetime | None, Query(alias="startDate")] = None,
+    end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
+    campaign: str | None = None,
+    tag: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> PostPage:
+    for name, value in (("startDate", start_date), ("endDate", end_date)):
+        if value is not None and value.tzinfo is None:
+            raise sched._invalid(name, "must include an offset", "naive_datetime")
+    if start_date and end_date and end_date <= start_date:
+        raise sched._invalid("endDate", "must be after startDate", "invalid_range")
+    async with _posts(request, principal) as repo:
+        try:
+            page = await repo.page(
+                status=status.value if status else None,
+                platform=platform,
+                start=start_date,
+                end=end_date,
+                campaign=campaign,
+                tag=tag,
+                cursor=cursor,
+                limit=limit,
+            )
+        except (ValueError, TypeError):
+            raise sched._invalid("cursor", "malformed cursor", "invalid_cursor") from None
+    return PostPage(posts=[PostOut.of(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{post_id}", response_model=PostEnvelope, response_model_by_alias=True)
+async def get_post(post_id: UUID, request: Request, principal: Reader) -> PostEnvelope:
+    async with _posts(request, principal) as repo:
+        post = await repo.get(str(post_id))
         if post is None:
             raise NotFound("post not found")
-        previous = post.status
-        post, commands = domain.start_publishing(
+        history = await repo.history(post.id)
+    return PostEnvelope(
+        post=PostOut.of(
             post,
-            now=now,
-            deadline=timedelta(seconds=getattr(settings, "dispatch_deadline_seconds", 900)),
+            [
+                {
+                    k: h[k]
+                    for k in ("action", "from_status", "to_status", "actor_id", "comment", "at")
+                }
+                for h in history
+            ],
         )
-        await repository.save_status(uow.session, post)
-        await emit(
-            uow.session,
-            PostStatusChanged(
-                post_id=UUID(post.id),
-                workspace_id=UUID(post.workspace_id),
-                previous_status=previous,
-                status=post.status,
-                actor_id=UUID(principal.subject) if principal.token_type == "user" else None,
-                changed_at=now,
-            ),
-            topic="publishing.posts",
-            key=post.id,
-            source=SOURCE,
-            tenant_id=post.workspace_id,
+    )
+
+
+@router.put(
+    "/{post_id}",
+    response_model=PostEnvelope,
+    response_model_by_alias=True,
+    summary="Replace content, targets and schedule (draft, pending or scheduled only)",
+)
+async def update_post(
+    post_id: UUID, body: PostIn, request: Request, principal: Updater
+) -> PostEnvelope:
+    now = datetime.now(UTC)
+    async with _posts(request, principal) as repo:
+        before = await _locked(repo, post_id)
+        if before.status not in domain.lifecycle.EDITABLE:
+            raise Conflict(
+                f"a {before.status.value} post cannot be edited",
+                details={"status": before.status.value},
+            )
+        fresh = domain.new_post(
+            workspace_id=before.workspace_id,
+            author_id=before.author_id,
+            author_role=before.author_role,
+            content=body.content.domain(),
+            targets=body.targets(),
+            campaign=body.campaign,
+            tags=body.tags,
+        )
+        kept = {(t.platform, t.account_id): t.id for t in before.targets}
+        targets = tuple(
+            domain.Target(
+                id=kept.get((t.platform, t.account_id), t.id),
+                platform=t.platform,
+                account_id=t.account_id,
+                custom=t.custom,
+            )
+            for t in fresh.targets
+        )
+        after = domain.Post(
+            id=before.id,
+            workspace_id=before.workspace_id,
+            author_id=before.author_id,
+            author_role=before.author_role,
+            status=PostStatus.DRAFT,
+            content=fresh.content,
+            targets=targets,
+            campaign=body.campaign,
+            tags=tuple(body.tags),
+        )
+        if body.scheduled_at is not None:
+            after = await _plan_schedule(
+                repo, after, principal, body.scheduled_at, body.timezone, now
+            )
+        await repo.save(after)
+        await repo.replace_targets(after)
+        await repo.record(after, "updated", previous=before.status, actor_id=_actor(principal))
+        await events.updated(repo.session, after, now)
+        await events.changes(repo.session, before, after, actor=_actor(principal), now=now)
+        stored = await repo.get(after.id)
+        await repo.uow.commit()
+    assert stored is not None
+    return PostEnvelope(post=PostOut.of(stored))
+
+
+@router.delete(
+    "/{post_id}",
+    status_code=204,
+    summary="Delete a post; with fromPlatforms=true also remove published copies",
+)
+async def delete_post(
+    post_id: UUID,
+    request: Request,
+    principal: Deleter,
+    from_platforms: Annotated[bool, Query(alias="fromPlatforms")] = False,
+) -> Response:
+    now = datetime.now(UTC)
+    async with _posts(request, principal) as repo:
+        post = await _locked(repo, post_id)
+        if post.status is PostStatus.PUBLISHING:
+            raise Conflict(
+                "a post that is being published cannot be deleted yet",
+                details={"status": post.status.value},
+            )
+        commands = domain.delete_commands(post, now=now) if from_platforms else []
+        await events.deleted(
+            repo.session, post, actor=_actor(principal), from_platforms=from_platforms, now=now
         )
         for command in commands:
-            await emit(
-                uow.session,
-                command,
-                topic="connector.commands",
-                key=str(command.account_id),
-                subject=str(command.target_id),
-                source=SOURCE,
-                tenant_id=post.workspace_id,
+            await events.emit_command(repo.session, post, command)
+        await repo.remove(post.id)
+        await repo.uow.commit()
+    return Response(status_code=204)
+
+
+async def _transition(
+    request: Request,
+    principal: Principal,
+    post_id: UUID,
+    action: str,
+    change: object,
+    comment: str | None = None,
+) -> PostEnvelope:
+    now = datetime.now(UTC)
+    async with _posts(request, principal) as repo:
+        before = await _locked(repo, post_id)
+        after, commands = await change(repo, before, now)  # type: ignore[operator]
+        await repo.save(after)
+        await repo.record(
+            after, action, previous=before.status, actor_id=_actor(principal), comment=comment
+        )
+        await events.changes(repo.session, before, after, actor=_actor(principal), now=now)
+        await events.commands(repo.session, after, commands)
+        stored = await repo.get(after.id)
+        await repo.uow.commit()
+    assert stored is not None
+    return PostEnvelope(post=PostOut.of(stored))
+
+
+@router.post("/{post_id}/schedule", response_model=PostEnvelope, response_model_by_alias=True)
+async def schedule_post(
+    post_id: UUID, body: ScheduleIn, request: Request, principal: Updater
+) -> PostEnvelope:
+    async def change(repo, post, now):  # type: ignore[no-untyped-def]
+        return await _plan_schedule(
+            repo, post, principal, body.scheduled_at, body.timezone, now
+        ), []
+
+    return await _transition(request, principal, post_id, "scheduled", change)
+
+
+@router.post("/{post_id}/unschedule", response_model=PostEnvelope, response_model_by_alias=True)
+async def unschedule_post(post_id: UUID, request: Request, principal: Updater) -> PostEnvelope:
+    async def change(repo, post, now):  # type: ignore[no-untyped-def]
+        return domain.unschedule(post), []
+
+    return await _transition(request, principal, post_id, "unscheduled", change)
+
+
+@router.post(
+    "/{post_id}/publish",
+    status_code=202,
+    response_model=PostEnvelope,
+    response_model_by_alias=True,
+    summary="Publish now: one command per target",
+)
+async def publish_now(post_id: UUID, request: Request, principal: Publisher) -> PostEnvelope:
+    deadline = _deadline(request)
+
+    async def change(repo, post, now):  # type: ignore[no-untyped-def]
+        if post.status not in (PostStatus.DRAFT, PostStatus.SCHEDULED):
+            raise Conflict(
+                f"a {post.status.value} post cannot be published now",
+                details={"status": post.status.value},
             )
-        await uow.commit()
-    return PostEnvelope(post=PostOut.of(post))
+        domain.check_publishable(post, media={})
+        return domain.dispatch(post, now=now, deadline=deadline)
+
+    return await _transition(request, principal, post_id, "published_now", change)
 
 
-__all__ = ["PostOut", "router"]
+@router.post(
+    "/{post_id}/submit",
+    response_model=PostEnvelope,
+    response_model_by_alias=True,
+    summary="Ask for approval",
+)
+async def submit_post(post_id: UUID, request: Request, principal: Updater) -> PostEnvelope:
+    async def change(repo, post, now):  # type: ignore[no-untyped-def]
+        domain.lifecycle.check_transition(post.status, PostStatus.PENDING_APPROVAL)
+        domain.check_publishable(post, media={})
+        return domain.dataclasses_replace(post, status=PostStatus.PENDING_APPROVAL), []
+
+    return await _transition(request, principal, post_id, "submitted", change)
+
+
+@router.post("/{post_id}/approve", response_model=PostEnvelope, response_model_by_alias=True)
+async def approve_post(
+    post_id: UUID, request: Request, principal: Approver, body: CommentIn | None = None
+) -> PostEnvelope:
+    async def change(repo, post, now):  # type: ignore[no-untyped-def]
+        # Approved after its time: the scheduler finds it due at once and sends it now.
+        return domain.approve(post), []
+
+    return await _transition(
+        request, principal, post_id, "approved", change, comment=body.comment if body else None
+    )
+
+
+@router.post("/{post_id}/reject", response_model=PostEnvelope, response_model_by_alias=True)
+async def reject_post(
+    post_id: UUID, body: RejectIn, request: Request, principal: Approver
+) -> PostEnvelope:
+    async def change(repo, post, now):  # type: ignore[no-untyped-def]
+        return domain.reject(post), []
+
+    return await _transition(request, principal, post_id, "rejected", change, comment=body.comment)

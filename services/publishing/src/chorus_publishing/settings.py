@@ -16,3 +16,4 @@ class PublishingSettings(ServiceSettings):
 
     port: int = Field(default=8001, ge=0, le=65535)
     dispatch_deadline_seconds: int = 900
+    scheduler_interval_seconds: float = Field(default=0.25, gt=0)
