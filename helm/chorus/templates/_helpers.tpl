@@ -107,6 +107,7 @@ CHORUS_CLICKHOUSE_URL: {{ . | quote }}
 {{- with .Values.otel.endpoint }}
 CHORUS_OTLP_ENDPOINT: {{ . | quote }}
 {{- end }}
+CHORUS_JWKS_URL: {{ include "chorus.jwksUrl" . | quote }}
 {{- range $key, $value := .Values.extraEnv }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
@@ -138,5 +139,66 @@ sources win on duplicate keys). (dict "root" $ "service" $svc "name" "publishing
 {{- range $key, $value := (include "chorus.commonEnvData" . | fromYaml) }}
 - name: {{ $key }}
   value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Base URL of a service's api Service, or "" when the service is disabled or has no api Service:
+(dict "root" $ "name" "publishing").
+*/}}
+{{- define "chorus.apiServiceUrl" -}}
+{{- $svc := get .root.Values.services .name }}
+{{- if and $svc $svc.enabled (hasKey ($svc.roles | default dict) "api") }}
+{{- $role := include "chorus.role" (dict "root" .root "role" $svc.roles.api) | fromYaml }}
+{{- if $role.service.enabled }}
+{{- $host := include "chorus.componentName" (dict "root" .root "component" (printf "%s-api" .name)) }}
+{{- printf "http://%s:%d" $host ($role.service.port | int) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* CHORUS_JWKS_URL: values.jwksUrl, else the gateway api Service of this release. */}}
+{{- define "chorus.jwksUrl" -}}
+{{- if .Values.jwksUrl }}
+{{- .Values.jwksUrl }}
+{{- else }}
+{{- $gateway := include "chorus.apiServiceUrl" (dict "root" . "name" "gateway") }}
+{{- if not $gateway }}
+{{- fail "services.gateway (api role with a Service) is disabled: set jwksUrl to the gateway's JWKS" }}
+{{- end }}
+{{- printf "%s/.well-known/jwks.json" $gateway }}
+{{- end }}
+{{- end }}
+
+{{/*
+Gateway-only env entries: (dict "root" $ "name" "gateway" "service" $svc "upstreams" true).
+The key-encryption key always (the migrate job needs it too); with upstreams, also the
+trusted proxies and one CHORUS_GATEWAY_<SERVICE>_URL per upstream: every other enabled
+service's api Service, overridden by services.gateway.upstreams.
+*/}}
+{{- define "chorus.gatewayEnv" -}}
+{{- if eq .name "gateway" }}
+{{- $kek := .service.keyEncryptionKey | default dict }}
+- name: CHORUS_GATEWAY_KEY_ENCRYPTION_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $kek.secretName | default .service.existingSecret | required "services.gateway.keyEncryptionKey.secretName or existingSecret is required" }}
+      key: {{ $kek.secretKey | default "CHORUS_GATEWAY_KEY_ENCRYPTION_KEY" }}
+{{- if .upstreams }}
+- name: CHORUS_GATEWAY_TRUSTED_PROXIES
+  value: {{ .service.trustedProxies | default list | toJson | quote }}
+{{- $urls := dict }}
+{{- range $other, $_ := .root.Values.services }}
+{{- if ne $other "gateway" }}
+{{- with (include "chorus.apiServiceUrl" (dict "root" $.root "name" $other)) }}
+{{- $_ := set $urls $other . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $other, $url := mergeOverwrite $urls (.service.upstreams | default dict) }}
+- name: {{ printf "CHORUS_GATEWAY_%s_URL" ($other | upper) }}
+  value: {{ $url | toString | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from gateway_support import FakeUpstream, serve
 
 from chorus_gateway.main import MIGRATIONS, build
 from chorus_gateway.settings import GatewaySettings
@@ -40,3 +42,47 @@ def gateway_settings(gateway_db, kafka_broker, redis_client) -> Callable[..., Ga
 async def gateway(gateway_settings) -> AsyncIterator[RunningService]:  # type: ignore[no-untyped-def]
     async with running(build(gateway_settings()), Role.API) as svc:
         yield svc
+
+
+@pytest.fixture
+async def start_gateway(
+    gateway_settings,  # type: ignore[no-untyped-def]
+) -> AsyncIterator[Callable[..., Awaitable[RunningService]]]:
+    """`await start_gateway(**settings_overrides)`: the gateway in process with those
+    settings (stopped at the end of the test)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**overrides: Any) -> RunningService:
+            return await stack.enter_async_context(
+                running(build(gateway_settings(**overrides)), Role.API)
+            )
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+async def fake_upstream_server() -> AsyncIterator[FakeUpstream]:
+    upstream = FakeUpstream()
+    async with serve(upstream.app()) as url:
+        upstream.url = url
+        yield upstream
+
+
+@pytest.fixture
+def fake_upstream(fake_upstream_server: FakeUpstream) -> FakeUpstream:
+    """A real HTTP upstream (uvicorn) that records what reaches it; empty for each test."""
+    fake_upstream_server.seen.clear()
+    return fake_upstream_server
+
+
+@pytest.fixture
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2id parameters for tests that create many accounts (each hash otherwise
+    costs ~0.2 s of CPU). Still argon2id end to end; the hash records its own parameters."""
+    from argon2 import PasswordHasher
+
+    from chorus_gateway import security
+
+    monkeypatch.setattr(
+        security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )

@@ -28,10 +28,10 @@ from chorus_gateway.schemas import (
     WorkspacesOut,
 )
 from chorus_gateway.security import (
-    hash_password,
+    hash_password_async,
     normalize_email,
     password_problems,
-    verify_password,
+    verify_password_async,
 )
 from chorus_gateway.sessions import Tokens
 from chorus_gateway.state import Gateway, client_ip, gateway
@@ -83,7 +83,9 @@ async def register(body: RegisterIn, gw: GatewayDep) -> SessionOut:
             ],
         )
     now = datetime.now(UTC)
-    user = User(str(uuid.uuid4()), email, body.name.strip(), hash_password(body.password))
+    user = User(
+        str(uuid.uuid4()), email, body.name.strip(), await hash_password_async(body.password)
+    )
     ws = Workspace(
         str(uuid.uuid4()),
         body.workspace_name.strip(),
@@ -134,7 +136,10 @@ async def login(body: LoginIn, request: Request, gw: GatewayDep) -> SessionOut:
         repo = IdentityRepository(uow)
         user = await repo.user_by_email(email)
         # Always verify (a dummy hash when the email is unknown): same timing either way.
-        if not verify_password(user.password_hash if user else None, body.password) or not user:
+        if (
+            not await verify_password_async(user.password_hash if user else None, body.password)
+            or not user
+        ):
             await gw.login_guard.record_failure(email, ip)
             raise Unauthorized(BAD_CREDENTIALS)
         memberships = await repo.memberships_of(user.id)
@@ -143,7 +148,8 @@ async def login(body: LoginIn, request: Request, gw: GatewayDep) -> SessionOut:
                 (m for m in memberships if m.workspace.id == str(body.workspace_id)), None
             )
             if chosen is None:
-                raise Forbidden("not a member of that workspace")
+                # As in /auth/switch: another workspace's id is indistinguishable from none.
+                raise NotFound("workspace not found")
         elif memberships:
             chosen = memberships[0]
         else:

@@ -36,12 +36,12 @@ from chorus_gateway.schemas import (
     WorkspaceOut,
 )
 from chorus_gateway.security import (
-    hash_password,
+    hash_password_async,
     new_secret,
     normalize_email,
     password_problems,
     token_hash,
-    verify_password,
+    verify_password_async,
 )
 from chorus_gateway.state import Gateway, gateway
 from chorus_runtime.auth import CurrentPrincipal, Principal, require_permission
@@ -158,10 +158,13 @@ async def accept(token: str, body: AcceptIn, gw: GatewayDep) -> SessionOut:
                     ],
                 )
             user = User(
-                str(uuid.uuid4()), inv["email"], body.name.strip(), hash_password(body.password)
+                str(uuid.uuid4()),
+                inv["email"],
+                body.name.strip(),
+                await hash_password_async(body.password),
             )
             await repo.insert_user(user)
-        elif not verify_password(user.password_hash, body.password):
+        elif not await verify_password_async(user.password_hash, body.password):
             # An existing account joins with its own password: proof the invitee owns it.
             raise Unauthorized("invalid email or password")
         role = Role(inv["role"])

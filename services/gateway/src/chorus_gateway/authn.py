@@ -98,6 +98,9 @@ async def _exchange_api_key(gw: Gateway, key: str) -> Caller:
     token = gw.keys.signer.issue(claims, ttl_seconds=gw.settings.api_key_token_ttl_seconds)
     caller = Caller(Principal.from_claims({**claims, "jti": None}), token)
     ttl = min(API_KEY_CACHE_SECONDS, gw.settings.api_key_token_ttl_seconds / 2)
+    if row["expires_at"] is not None:
+        # Never serve a key from the cache past its own expiry.
+        ttl = min(ttl, (row["expires_at"] - now).total_seconds())
     gw.api_key_cache[digest] = (caller, time.monotonic() + ttl)
     return caller
 

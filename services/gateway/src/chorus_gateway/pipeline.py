@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from uuid import UUID
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chorus_contracts.events.common import Plan
@@ -23,7 +24,7 @@ from chorus_gateway.ratelimit import headers as ratelimit_headers
 from chorus_gateway.ratelimit import raise_if_refused, subject_key
 from chorus_gateway.state import Gateway
 from chorus_runtime.context import current_request_id
-from chorus_runtime.errors import ChorusError, PayloadTooLarge, error_response
+from chorus_runtime.errors import ChorusError, PayloadTooLarge, Unauthorized, error_response
 from chorus_runtime.outbox import emit
 
 log = logging.getLogger("chorus.gateway.pipeline")
@@ -36,6 +37,7 @@ UNMETERED = re.compile(
     r"^/(healthz|readyz|metrics|docs|openapi\.json|\.well-known/jwks\.json)$"
     r"|^/api/v1/openapi\.json$|^/webhooks/"
 )
+PLAN_CHANGE = re.compile(r"^/api/v1/workspace/plan$")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SECURITY_HEADERS = [
@@ -64,6 +66,8 @@ class GatewayPipeline:
         ip = self._client_ip(scope, headers)
         try:
             _check_length(headers, self.gw.settings.max_body_bytes)
+            if not UNMETERED.match(path):
+                _check_single_credentials(scope["headers"])
             caller, extra = await self._admit(method, path, headers, ip)
         except ChorusError as exc:
             response = error_response(
@@ -108,6 +112,14 @@ class GatewayPipeline:
             )
             p = caller.principal
             plan_name = await current_plan(self.gw, p.workspace_id, p.plan)
+            if group is RouteGroup.AUTH:
+                # `auth` is the per-IP budget of the pre-auth routes; once the caller is known
+                # (/auth/me, /auth/switch) the workspace's plan applies like anywhere else.
+                group = RouteGroup.API
+            if method == "PUT" and PLAN_CHANGE.match(path):
+                # Upgrading is the way out of a 429: it must not sit behind the exhausted
+                # budget (it still needs billing:manage).
+                return caller, []
             key = subject_key(group, workspace_id=p.workspace_id, ip=ip)
             limit = self.gw.plans[plan_name].limits[group]
         decision = await self.gw.limiter.hit(key, limit, group=group.value)
@@ -177,6 +189,14 @@ class GatewayPipeline:
             log.exception("audit event lost")
 
 
+def _check_single_credentials(raw: list[tuple[bytes, bytes]]) -> None:
+    # Repeated credentials are ambiguous: the headers dict keeps the last one, while a proxy
+    # or WAF in front (and Starlette's `headers.get`) sees the first. Refuse rather than pick.
+    names = [k.lower() for k, _ in raw]
+    if names.count(b"authorization") > 1 or names.count(b"x-api-key") > 1:
+        raise Unauthorized("send exactly one Authorization or X-API-Key header")
+
+
 def _check_length(headers: dict[str, str], limit: int) -> None:
     raw = headers.get("content-length")
     if raw is not None and raw.isdigit() and int(raw) > limit:
@@ -191,9 +211,9 @@ def _limit_body(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen["n"] += len(message.get("body", b""))
             if seen["n"] > limit:
-                raise PayloadTooLarge(
-                    f"request body exceeds {limit} bytes", details={"maxBytes": limit}
-                )
+                # An HTTPException, not a ChorusError: FastAPI turns any other exception
+                # raised while it reads a body into "400 error parsing the body".
+                raise HTTPException(413, f"request body exceeds {limit} bytes")
         return message
 
     return wrapped
@@ -202,7 +222,14 @@ def _limit_body(receive: Receive, limit: int) -> Receive:
 def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), *extra, *SECURITY_HEADERS]
+            headers = list(message.get("headers", []))
+            present = {k.lower() for k, _ in headers}
+            # no-store is a default, not an override: a route that chose its own caching (the
+            # JWKS) must not answer with two contradicting Cache-Control headers.
+            security = [
+                h for h in SECURITY_HEADERS if h[0] != b"cache-control" or h[0] not in present
+            ]
+            message["headers"] = [*headers, *extra, *security]
         await send(message)
 
     return wrapped

@@ -134,6 +134,8 @@ _REQUEST_DROP = frozenset(
         b"traceparent",
         b"tracestate",
         b"expect",  # the gateway already answered 100-continue to the client
+        b"x-workspace-id",  # tenant selectors: the workspace is the verified token's only
+        b"x-tenant-id",
     }
 )
 _REQUEST_DROP_PREFIXES = (b"x-chorus-", b"x-forwarded-", b"proxy-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -40,6 +41,15 @@ def password_problems(password: str, *, email: str = "", name: str = "") -> list
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+async def hash_password_async(password: str) -> str:
+    # argon2id takes tens of milliseconds of CPU: off the event loop, not in front of it.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password_async(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

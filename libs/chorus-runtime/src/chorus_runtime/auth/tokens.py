@@ -6,6 +6,7 @@ the header's `alg` must equal the key's, `exp`/`nbf`/`iss`/`aud` enforced.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -92,6 +93,8 @@ class JwtSigner:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self._jwks: dict[str, Any] | None = None
+        self._jwks_kids: tuple[str, ...] = ()
 
     @property
     def current(self) -> SigningKey:
@@ -114,7 +117,12 @@ class JwtSigner:
         )
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [k.public_jwk() for k in self.keys]}
+        # Built once per key set: serialising public keys on every request is wasted work.
+        kids = tuple(k.kid for k in self.keys)
+        if self._jwks is None or self._jwks_kids != kids:
+            self._jwks = {"keys": [k.public_jwk() for k in self.keys]}
+            self._jwks_kids = kids
+        return self._jwks
 
 
 def verify_token(
@@ -141,7 +149,7 @@ def verify_token(
     if jwk.get("alg") != alg:
         raise TokenError("token algorithm does not match its key")
     try:
-        key = jwt.PyJWK(dict(jwk)).key
+        key = _public_key(jwk)
         claims = jwt.decode(
             token,
             key,
@@ -162,6 +170,20 @@ def verify_token(
     except jwt.PyJWTError:
         raise TokenError("invalid token") from None
     return Principal.from_claims(claims)
+
+
+_KEY_CACHE: dict[str, Any] = {}
+
+
+def _public_key(jwk: Mapping[str, Any]) -> Any:
+    """Parsed public keys, cached by their JWK (parsing costs more than verifying)."""
+    cache_key = json.dumps(jwk, sort_keys=True)
+    key = _KEY_CACHE.get(cache_key)
+    if key is None:
+        if len(_KEY_CACHE) > 64:
+            _KEY_CACHE.clear()
+        key = _KEY_CACHE[cache_key] = jwt.PyJWK(dict(jwk)).key
+    return key
 
 
 class UnknownKeyError(TokenError):
