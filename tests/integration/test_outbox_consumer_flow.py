@@ -230,13 +230,13 @@ def _relay_process(stack, batch: int) -> subprocess.Popen[bytes]:
 
 
 async def test_d_relay_killed_mid_batch_loses_nothing(stack) -> None:
-    total = 3000
+    total = 1200
     workspace = str(uuid.uuid4())
     await stage_publish_commands(stack.publishing_db.app_url, workspace, total)
     pub_url = stack.publishing_db.owner_url
     unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 
-    relay = _relay_process(stack, batch=100)
+    relay = _relay_process(stack, batch=50)
     try:
         await wait_for(lambda: _lt(scalar(pub_url, unpublished), total), timeout=60, interval=0.02)
         relay.send_signal(signal.SIGKILL)
@@ -247,7 +247,7 @@ async def test_d_relay_killed_mid_batch_loses_nothing(stack) -> None:
     left = await scalar(pub_url, unpublished)
     assert 0 < left < total, f"killed mid-stream ({left} of {total} unpublished)"
 
-    relay = _relay_process(stack, batch=100)
+    relay = _relay_process(stack, batch=50)
     try:
         await eventually_equals(lambda: scalar(pub_url, unpublished), 0, timeout=90)
     finally:

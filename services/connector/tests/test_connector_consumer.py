@@ -7,24 +7,36 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 from connector_testkit import (
     COMMANDS,
     Harness,
     as_event,
-    delete_command,
     publish_command,
 )
 from sqlalchemy import text
 
-from chorus_connector.handlers import on_command
+from chorus_contracts.catalog import build_event
 from chorus_contracts.envelope import encode
+from chorus_contracts.events.publishing import PostDeleted
 from chorus_runtime.consumer import Delivery, PoisonMessage, RetryPolicy, TransientError
 
 pytestmark = pytest.mark.component
 
 Handler = Callable[[Delivery], Awaitable[None]]
+_REAL: list[Handler] = []
+
+
+@pytest.fixture(autouse=True)
+def _real_handler(connector: Harness) -> None:
+    """The connector's real command handler (the publisher), whatever a test swaps in."""
+    _REAL[:] = [connector.sub.handler]
+
+
+async def on_command(delivery: Delivery) -> None:
+    await _REAL[0](delivery)
 
 
 def failing(
@@ -46,6 +58,12 @@ def failing(
     return handler, calls
 
 
+async def results(h: Harness) -> int:
+    """Delivery results staged by the connector (the ledger claim is committed on purpose
+    before a platform call; the result is the effect that must not leak)."""
+    return int(await h.scalar("SELECT count(*) FROM outbox WHERE topic = 'connector.deliveries'"))
+
+
 def commands_acked(h: Harness) -> list[str | None]:
     return [ce_id for topic, ce_id in h.acks if topic == h.topic]
 
@@ -55,7 +73,10 @@ async def test_wiring_subscribes_one_group_to_the_commands_topic(connector: Harn
     assert sub.topic == COMMANDS
     assert sub.group_id == "connector.commands"
     assert sub.dedupe is True
-    assert sub.event_types == {"chorus.connector.post.publish_requested.v1"}
+    assert sub.event_types == {
+        "chorus.connector.post.publish_requested.v1",
+        "chorus.connector.post.delete_requested.v1",
+    }
 
 
 async def test_publish_command_is_recorded_in_the_ledger(connector: Harness) -> None:
@@ -301,7 +322,7 @@ async def test_database_constraint_error_is_not_transient(connector: Harness) ->
     await connector.send(as_event(publish_command()))
     assert calls == [1]
     assert connector.dlq_headers()["dlq_error_type"] == "IntegrityError"
-    assert await connector.ledger_count() == 0
+    assert await results(connector) == 0
 
 
 async def test_non_transient_error_is_dead_lettered_after_poison_attempts(
@@ -324,7 +345,7 @@ async def test_non_transient_error_is_dead_lettered_after_poison_attempts(
     assert dlq["dlq_error_type"] == "ValueError"
     assert dlq["dlq_error"] == "ValueError: cannot handle this, try 3"
     assert dlq["ce_id"] == event.id
-    assert await connector.ledger_count() == 0, "no partial effect survives"
+    assert await results(connector) == 0, "no partial effect survives"
     assert await connector.processed_count() == 0
     assert connector.sub.processed == 0
     assert connector.sub.dead_lettered == 1
@@ -354,7 +375,7 @@ async def test_poison_message_goes_to_the_dlq_immediately(connector: Harness) ->
     assert len(calls) == 1
     assert connector.metric("retried") == retried_before
     assert connector.dlq_headers()["dlq_error"] == "PoisonMessage: this can never work"
-    assert await connector.ledger_count() == 0
+    assert await results(connector) == 0
     assert commands_acked(connector) == [event.id]
 
 
@@ -363,7 +384,12 @@ async def test_an_event_type_the_subscriber_does_not_handle_is_skipped(
 ) -> None:
     handler, calls = failing(0, lambda _: AssertionError("unused"))
     connector.sub.handler = handler
-    event = as_event(delete_command())
+    # A known event type that does not belong on this topic's subscription.
+    event = build_event(
+        PostDeleted(post_id=uuid.uuid4(), workspace_id=uuid.uuid4(), deleted_at=datetime.now(UTC)),
+        source="/chorus/publishing",
+        tenant_id=str(uuid.uuid4()),
+    )
 
     await connector.send(event)
 

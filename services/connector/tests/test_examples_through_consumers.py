@@ -53,6 +53,13 @@ async def recorded_in_ledger(h: Harness, event: CloudEvent) -> None:
     assert h.sub.processed == 1
 
 
+async def delete_without_account_is_skipped(h: Harness, event: CloudEvent) -> None:
+    """The example's account is not connected here: consumed, recorded, no platform call."""
+    assert await h.ledger_count() == 0
+    assert await h.processed_count() == 1
+    assert h.sub.processed == 1
+
+
 async def not_acted_on_yet(h: Harness, event: CloudEvent) -> None:
     """Consumed and acknowledged, but no behaviour exists for it in this slice."""
     assert await h.ledger_count() == 0
@@ -62,7 +69,7 @@ async def not_acted_on_yet(h: Harness, event: CloudEvent) -> None:
 
 EXPECTED: dict[str, Callable[[Harness, CloudEvent], Awaitable[None]]] = {
     "chorus.connector.post.publish_requested.v1": recorded_in_ledger,
-    "chorus.connector.post.delete_requested.v1": not_acted_on_yet,
+    "chorus.connector.post.delete_requested.v1": delete_without_account_is_skipped,
 }
 UNSUBSCRIBED_TYPES = {
     t for topic in CONSUMED if topic.name in NOT_YET_SUBSCRIBED for t in topic.event_types

@@ -13,5 +13,33 @@ from chorus_runtime.settings import ServiceSettings
 class ConnectorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CHORUS_CONNECTOR_", extra="ignore", frozen=True)
     service_name: ClassVar[str] = "connector"
+    embedded_secret_defaults: ClassVar[dict[str, str]] = {
+        # `kid:base64(32 bytes)[,older…]`; the first key encrypts, all decrypt (rotation).
+        "token_encryption_keys": "dev:ZW1iZWRkZWQtZGV2LW9ubHktbm90LWEtc2VjcmV0ISE=",
+        "state_signing_secret": "embedded-dev-only-state-secret",
+        "platform_client_secret": "sandbox-secret",
+    }
 
     port: int = Field(default=8002, ge=0, le=65535)
+    token_encryption_keys: str = ""
+    state_signing_secret: str = ""
+    # Where the platforms are: the sandbox (`<url>/<platform>`) in dev and tests; in
+    # production a JSON map {"x": "https://api.x.com", …} in `platform_base_urls`.
+    sandbox_url: str = ""
+    platform_base_urls: dict[str, str] = Field(default_factory=dict)
+    platform_auth_urls: dict[str, str] = Field(default_factory=dict)
+    platform_client_id: str = "sandbox-client"
+    platform_client_secret: str = ""
+    # Per-platform credentials override the defaults above: {"x": {"id": …, "secret": …}}.
+    platform_credentials: dict[str, dict[str, str]] = Field(default_factory=dict)
+    http_timeout_seconds: float = Field(default=20.0, gt=0)
+    refresh_margin_seconds: int = Field(default=300, ge=0)
+    oauth_state_ttl_seconds: int = Field(default=600, ge=60)
+    readback_slack_seconds: int = Field(default=120, ge=0)
+
+    def base_url(self, platform: str) -> str | None:
+        if platform in self.platform_base_urls:
+            return self.platform_base_urls[platform]
+        if self.sandbox_url:
+            return f"{self.sandbox_url.rstrip('/')}/{platform}"
+        return None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -151,6 +152,22 @@ class PlatformClient(ABC):
         media: list[MediaFile],
     ) -> Published: ...
 
+    async def publish_idempotent(
+        self,
+        access_token: str,
+        account: AccountProfile,
+        content: PublishContent,
+        media: list[MediaFile],
+        *,
+        idempotency_key: str,
+    ) -> Published:
+        """`publish` carrying the caller's idempotency key (one per post target, design §4).
+
+        Platforms that deduplicate natively (Mastodon's `Idempotency-Key`) override this and
+        send the key; by default it is not sent, and an unknown outcome is settled by
+        `find_recent` before any retry."""
+        return await self.publish(access_token, account, content, media)
+
     @abstractmethod
     async def find_recent(
         self, access_token: str, account: AccountProfile, *, text: str, since: datetime
@@ -234,3 +251,40 @@ async def send(
             f"{client.platform.value}: {type(exc).__name__}",
             outcome_unknown=unknown,
         ) from exc
+
+
+# -- composing text and reading it back ---------------------------------------------------------
+
+# Platforms that report post times to the second (or with some clock skew) still count as "since".
+READBACK_SKEW = timedelta(seconds=2)
+_URL = re.compile(r"https?://\S+")
+
+
+def compose_text(content: PublishContent, *, link: bool = True, hashtags: bool = True) -> str:
+    """The post's text, then (if not already in it) its link and its hashtags."""
+    text = content.text.strip()
+    extra: list[str] = []
+    if link and content.link and content.link not in text:
+        extra.append(content.link)
+    if hashtags:
+        tags = ["#" + t.lstrip("#") for t in content.hashtags if t.strip("# ")]
+        missing = [t for t in tags if t.lower() not in text.lower()]
+        if missing:
+            extra.append(" ".join(missing))
+    return "\n\n".join(part for part in [text, *extra] if part)
+
+
+def normalise_text(value: str) -> str:
+    """Text as platforms echo it back: links masked (they get shortened or rewritten),
+    whitespace collapsed, case folded."""
+    return " ".join(_URL.sub("<link>", value).split()).casefold()
+
+
+def text_matches(posted: str, text: str) -> bool:
+    """Read-back: is `posted` (as the platform returns it) the post made from `text`?
+    Prefix match, since clients append links and hashtags to the text they were given."""
+    return normalise_text(posted).startswith(normalise_text(text))
+
+
+def posted_since(when: datetime | None, since: datetime) -> bool:
+    return when is not None and when >= since - READBACK_SKEW
