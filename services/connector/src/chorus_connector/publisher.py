@@ -118,7 +118,13 @@ class Publisher:
         ]
         for refreshed in (False, True):
             try:
-                result = await client.publish(token, account.profile, cmd.content, media)
+                result = await client.publish_idempotent(
+                    token,
+                    account.profile,
+                    cmd.content,
+                    media,
+                    idempotency_key=cmd.idempotency_key,
+                )
             except PlatformError as exc:
                 await self._observe(client, cmd, exc.retry_after)
                 metrics.PLATFORM_CALLS.labels(cmd.platform.value, "publish", exc.kind.value).inc()

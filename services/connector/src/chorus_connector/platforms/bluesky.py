@@ -263,8 +263,8 @@ class BlueskyClient(PlatformClient):
                 continue  # a repost, not this account's own post
             record = post.get("record") or {}
             created = _parse_time(record.get("createdAt"))
-            if posted_since(created, since) and text_matches(record.get("text") or "", text):
-                assert created is not None
+            matches = text_matches(record.get("text") or "", text)
+            if created and posted_since(created, since) and matches:
                 return Published(post["uri"], post_url(account, post["uri"]), created)
         return None
 
