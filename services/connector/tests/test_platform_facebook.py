@@ -13,6 +13,7 @@ from platform_support import APP, Sandbox, authorize, connect, media, running_sa
 from chorus_connector.platforms.base import (
     AccountProfile,
     AppCredentials,
+    Endpoints,
     OAuthTokens,
     PlatformError,
 )
@@ -84,6 +85,8 @@ async def test_publish_text_with_link_uses_the_page_feed(sandbox: Sandbox) -> No
 
 async def test_publish_photos_and_video(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox)
+    # Videos go to Meta's video host when one is configured (graph-video.facebook.com).
+    client.endpoints = Endpoints(api=client.endpoints.api, extra={"video": client.endpoints.api})
     one = await client.publish(
         tokens.access_token,
         profile,

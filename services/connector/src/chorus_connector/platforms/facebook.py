@@ -12,7 +12,8 @@ long-lived one at once (Facebook has no refresh tokens: "refresh" is another
 connected account is the user's first Page; every Page call uses that Page's access token,
 fetched with the user token and cached in memory.
 
-Real endpoints: `Endpoints(api="https://graph.facebook.com", auth="https://www.facebook.com")`.
+Real endpoints: `Endpoints(api="https://graph.facebook.com", auth="https://www.facebook.com",
+extra={"video": "https://graph-video.facebook.com"})` (video uploads go to the video host).
 """
 
 from __future__ import annotations
@@ -319,6 +320,7 @@ class FacebookClient(GraphClient):
                 f"at most {self.max_photos} photos per Facebook post",
             )
         if videos:
+            video_host = self.endpoints.extra.get("video")  # graph-video.facebook.com
             body = await self._page_call(
                 access_token,
                 page,
@@ -326,6 +328,9 @@ class FacebookClient(GraphClient):
                 f"/{page}/videos",
                 json={"file_url": videos[0].url, "description": message},
                 creates=True,
+                url=f"{video_host.rstrip('/')}/{self.graph_version}/{page}/videos"
+                if video_host
+                else None,
             )
             post_id = f"{page}_{body['id']}"
         elif len(photos) == 1:

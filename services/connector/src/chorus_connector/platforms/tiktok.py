@@ -165,7 +165,7 @@ class TikTokClient(PlatformClient):
                     "disable_comment": _flag(options, "disable_comment", creator),
                     "disable_duet": _flag(options, "disable_duet", creator),
                     "disable_stitch": _flag(options, "disable_stitch", creator),
-                    "video_cover_timestamp_ms": int(options.get("video_cover_timestamp_ms", 1000)),
+                    "video_cover_timestamp_ms": _int(options.get("video_cover_timestamp_ms"), 1000),
                     "is_aigc": options.get("is_aigc") == "true",
                 },
                 "source_info": {"source": "PULL_FROM_URL", "video_url": videos[0].url},
@@ -368,6 +368,13 @@ def _flag(options: dict[str, str], name: str, creator: dict[str, Any]) -> bool:
     """A post setting: what the post asks for, forced on where the creator disabled it."""
     creator_key = name.replace("disable_", "") + "_disabled"
     return options.get(name) == "true" or bool(creator.get(creator_key))
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
