@@ -10,6 +10,13 @@ from pathlib import Path
 import pytest
 from e2e_stack import ROOT, stack_cmd
 
+# Simulated platform timeouts short enough for a test, and the connector's HTTP timeout
+# shorter still, so `timeout_after_create` really leaves the outcome unknown.
+E2E_ENV = {
+    "CHORUS_SANDBOX_TIMEOUT_SECONDS": "4",
+    "CHORUS_CONNECTOR_HTTP_TIMEOUT_SECONDS": "2",
+}
+
 
 @pytest.fixture(scope="session")
 def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -21,7 +28,7 @@ def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ),
+        env={**os.environ, **E2E_ENV},
     )
     if result.returncode != 0:
         logs = "\n".join(

@@ -45,7 +45,9 @@ async def publishing(
     )
     runtime = build_publishing(settings)
     async with (
-        TestKafkaBroker(runtime.broker),
+        TestKafkaBroker(runtime.broker) as broker,
         running(runtime, Role.API, verifier=tokens.verifier()) as svc,
     ):
-        yield Publishing(svc.client, publishing_db, tokens)
+        # The in-memory broker runs the service's consumers inline on `publish`; the
+        # dispatcher is driven by `tick(now=…)` (Role.API starts no scheduler loop).
+        yield Publishing(svc.client, publishing_db, tokens, runtime=runtime, broker=broker)

@@ -17,7 +17,7 @@ class ConnectorSettings(ServiceSettings):
         # `kid:base64(32 bytes)[,older…]`; the first key encrypts, all decrypt (rotation).
         "token_encryption_keys": "dev:ZW1iZWRkZWQtZGV2LW9ubHktbm90LWEtc2VjcmV0ISE=",
         "state_signing_secret": "embedded-dev-only-state-secret",
-        "platform_client_secret": "sandbox-secret",
+        "platform_client_secret": "sandbox-app-secret",  # the sandbox's app secret
     }
 
     port: int = Field(default=8002, ge=0, le=65535)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -184,13 +185,15 @@ def encode_cursor(post: Post) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime | None, datetime, str]:
+    """The keyset a cursor names; ValueError/TypeError when it is not one of ours."""
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     sched, created, post_id = json.loads(raw)
-    return (
-        datetime.fromisoformat(sched) if sched else None,
-        datetime.fromisoformat(created),
-        str(post_id),
-    )
+    at = datetime.fromisoformat(sched) if sched else None
+    created_at = datetime.fromisoformat(created)
+    if created_at.tzinfo is None or (at is not None and at.tzinfo is None):
+        raise ValueError("cursor times must carry an offset")
+    # A non-UUID id would reach the database and fail there (a 500, not a 422).
+    return at, created_at, str(uuid.UUID(str(post_id)))
 
 
 class PostRepository(TenantRepository):
@@ -303,7 +306,9 @@ class PostRepository(TenantRepository):
         sched = func.coalesce(posts.c.scheduled_at, func.to_timestamp(253402300799))
         if cursor:
             c_sched, c_created, c_id = decode_cursor(cursor)
-            c_s = c_sched or datetime.fromtimestamp(253402300799).astimezone()
+            # The drafts' key as an aware UTC instant: a naive local conversion overflows
+            # into year 10000 on servers east of UTC.
+            c_s = c_sched or datetime.fromtimestamp(253402300799, tz=UTC)
             conds.append(
                 or_(
                     sched > c_s,

@@ -1,8 +1,9 @@
 """Per-platform content rules, each violation named (platform, field, rule) — pure code.
 
 Text is measured the way each platform counts it: X weighs code points (most scripts 2,
-Latin and punctuation 1) and counts every URL as 23; Bluesky counts grapheme clusters;
-Mastodon counts URLs as 23; the others count Unicode code points.
+Latin and punctuation 1, an emoji 2 even as a ZWJ sequence) and counts every URL as 23;
+Bluesky counts grapheme clusters; Mastodon counts URLs as 23; the others count Unicode
+code points.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import regex
 from chorus_contracts.events.common import Platform
 
 URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+# Sentence punctuation right after a URL is not part of it (twitter-text's valid path
+# endings): "see https://x.com/a." is a URL and a full stop.
+_URL_TRAILING = ".,;:!?"
+# One emoji, however many code points (ZWJ sequences, skin tones, flags, keycaps).
+_EMOJI_CLUSTER = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}]|\ufe0f|\u20e3")
 HASHTAG = re.compile(r"(?<![\w#])#(\w+)", re.UNICODE)
 URL_WEIGHT = 23
 # twitter-text v3 (scale 100): these ranges weigh 100, everything else 200, a URL 2300;
@@ -119,24 +125,53 @@ RULES: dict[Platform, PlatformRules] = {
 }
 
 
+def url_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each URL in `text`, without trailing punctuation."""
+    spans: list[tuple[int, int]] = []
+    for m in URL.finditer(text):
+        start, end = m.span()
+        while end > start:
+            last = text[end - 1]
+            url = text[start:end]
+            if last in _URL_TRAILING or (last == ")" and url.count(")") > url.count("(")):
+                end -= 1
+            else:
+                break
+        spans.append((start, end))
+    return spans
+
+
 def x_weighted_length(text: str) -> int:
     text = unicodedata.normalize("NFC", text)
     total = 0
     cursor = 0
-    for m in URL.finditer(text):
-        total += _x_weight(text[cursor : m.start()]) + URL_WEIGHT
-        cursor = m.end()
+    for start, end in url_spans(text):
+        total += _x_weight(text[cursor:start]) + URL_WEIGHT
+        cursor = end
     total += _x_weight(text[cursor:])
     return total
 
 
 def _x_weight(chunk: str) -> int:
     weight = 0
-    for ch in chunk:
-        cp = ord(ch)
-        light = any(lo <= cp <= hi for lo, hi in _X_LIGHT_RANGES)
-        weight += 1 if light else 2
+    for cluster in regex.findall(r"\X", chunk):
+        if len(cluster) > 1 and _EMOJI_CLUSTER.search(cluster):
+            weight += 2  # an emoji sequence counts as one emoji
+            continue
+        for ch in cluster:
+            cp = ord(ch)
+            light = any(lo <= cp <= hi for lo, hi in _X_LIGHT_RANGES)
+            weight += 1 if light else 2
     return weight
+
+
+def _urls_as_23(text: str) -> str:
+    out: list[str] = []
+    cursor = 0
+    for start, end in url_spans(text):
+        out += [text[cursor:start], "x" * URL_WEIGHT]
+        cursor = end
+    return "".join([*out, text[cursor:]])
 
 
 def grapheme_length(text: str) -> int:
@@ -149,7 +184,7 @@ def text_length(text: str, counter: str) -> int:
     if counter == "graphemes":
         return grapheme_length(text)
     if counter == "urls_as_23":
-        return len(URL.sub("x" * URL_WEIGHT, text))
+        return len(_urls_as_23(text))
     return len(text)
 
 

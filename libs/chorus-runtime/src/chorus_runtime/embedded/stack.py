@@ -100,6 +100,11 @@ class Stack:
                 for name, url in urls.items():
                     if name not in ("gateway", "sandbox"):
                         env[f"CHORUS_GATEWAY_{name.upper()}_URL"] = url
+            if "sandbox" in urls:
+                # Dev/test only: the connector talks to the simulated platforms.
+                env["CHORUS_CONNECTOR_SANDBOX_URL"] = urls["sandbox"]
+                if "connector" in urls:
+                    env["CHORUS_SANDBOX_WEBHOOK_URL"] = f"{urls['connector']}/webhooks"
             for spec in services:
                 if spec.database:
                     self._migrate(spec, env)

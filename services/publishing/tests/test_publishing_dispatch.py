@@ -1,0 +1,228 @@
+"""The scheduler's due-queue (component, real Postgres): a scheduled post becomes one
+`connector.commands` command per target at its time — not before, never twice, even with
+several dispatchers claiming the same rows (FOR UPDATE SKIP LOCKED)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from publishing_testkit import Publishing, post_body
+
+from chorus_contracts.events.connector import PublishRequested
+from chorus_contracts.events.publishing import PostStatusChanged, TargetStatusChanged
+from chorus_publishing.dispatcher import Dispatcher
+from chorus_runtime.db.database import Database
+
+pytestmark = pytest.mark.component
+
+LAG = "chorus_scheduler_dispatch_lag_seconds"
+
+
+def lag(sample: str) -> float:
+    return REGISTRY.get_sample_value(f"{LAG}_{sample}", {"service": "publishing"}) or 0.0
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+async def schedule_post(
+    p: Publishing, workspace: str, *platforms: str, at: datetime, role: str = "owner"
+) -> dict[str, Any]:
+    resp = await p.client.post(
+        "/api/v1/posts",
+        json=post_body(*platforms, scheduledAt=iso(at)),
+        headers=p.headers(workspace, role),
+    )
+    assert resp.status_code == 201, resp.text
+    post = resp.json()["post"]
+    assert post["status"] == "scheduled"
+    return post  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def dispatchers(p: Publishing, n: int, **kw: Any) -> AsyncIterator[list[Dispatcher]]:
+    """`n` dispatchers as separate replicas would run them: each its own pool, as the app role."""
+    dbs = [Database(p.db.app_url, pool_size=2) for _ in range(n)]
+    try:
+        yield [Dispatcher(db, deadline=timedelta(minutes=15), **kw) for db in dbs]
+    finally:
+        for db in dbs:
+            await db.dispose()
+
+
+async def test_a_scheduled_post_goes_out_at_its_time_and_not_before(
+    publishing: Publishing,
+) -> None:
+    workspace = str(uuid.uuid4())
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    post = await schedule_post(publishing, workspace, "x", "linkedin", at=due)
+    at = datetime.fromisoformat(post["scheduledAt"])
+    assert at == due, "stored to the microsecond, in UTC"
+    staged = len(await publishing.outbox())
+
+    assert await publishing.tick(now=at - timedelta(milliseconds=1)) == 0
+    assert await publishing.commands() == []
+    assert len(await publishing.outbox()) == staged
+    assert (await publishing.get(workspace, post["id"]))["status"] == "scheduled"
+
+    lag_count, lag_sum = lag("count"), lag("sum")
+    claimed_at = at + timedelta(milliseconds=400)
+    assert await publishing.tick(now=claimed_at) == 1
+
+    after = await publishing.get(workspace, post["id"])
+    assert after["status"] == "publishing"
+    assert [t["status"] for t in after["targets"]] == ["dispatched", "dispatched"]
+    assert [t["attempts"] for t in after["targets"]] == [1, 1]
+    assert [h["action"] for h in after["history"]] == ["created", "dispatched"]
+    assert after["history"][-1]["fromStatus"] == "scheduled"
+    assert after["history"][-1]["toStatus"] == "publishing"
+
+    rows = [r for r in await publishing.outbox() if r.topic == "connector.commands"]
+    assert len(rows) == 2, "one command per target"
+    targets = {t["id"]: t for t in after["targets"]}
+    for row in rows:
+        command = row.data
+        assert isinstance(command, PublishRequested)
+        target = targets[str(command.target_id)]
+        assert command.idempotency_key == target["id"]
+        assert command.attempt == 1
+        assert str(command.post_id) == post["id"]
+        assert str(command.workspace_id) == workspace
+        assert command.platform == target["platform"]
+        assert row.key == target["accountId"]
+        assert row.headers["ce_tenantid"] == workspace
+        assert row.headers["ce_subject"] == target["id"]
+        assert command.requested_at == claimed_at
+        assert command.deadline == claimed_at + timedelta(minutes=15)
+        assert command.content.text == "Hello from Chorus"
+    assert {str(c.target_id) for c in await publishing.publish_commands()} == set(targets)
+
+    # The scheduler's lag: one observation of how late the claim was.
+    assert lag("count") == lag_count + 1
+    assert lag("sum") - lag_sum == pytest.approx(0.4, abs=1e-6)
+
+    events = (await publishing.post_events())[-3:]
+    (post_change,) = [e for e in events if isinstance(e, PostStatusChanged)]
+    assert (post_change.previous_status, post_change.status) == ("scheduled", "publishing")
+    target_changes = [e for e in events if isinstance(e, TargetStatusChanged)]
+    assert sorted(str(e.target_id) for e in target_changes) == sorted(targets)
+    assert {(e.previous_status, e.status, e.attempts) for e in target_changes} == {
+        ("pending", "dispatched", 1)
+    }
+
+    # Ticking again, however late, sends nothing more.
+    assert await publishing.tick(now=at + timedelta(minutes=1)) == 0
+    assert len(await publishing.commands()) == 2
+
+
+async def test_only_due_posts_are_claimed(publishing: Publishing) -> None:
+    workspace = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    soon = await schedule_post(publishing, workspace, "x", at=now + timedelta(minutes=5))
+    later = await schedule_post(publishing, workspace, "x", at=now + timedelta(hours=5))
+    draft = await publishing.create_ok(workspace, "x")
+
+    assert await publishing.tick(now=now + timedelta(minutes=10)) == 1
+    statuses = {
+        pid: (await publishing.get(workspace, pid))["status"]
+        for pid in (soon["id"], later["id"], draft["id"])
+    }
+    assert statuses == {soon["id"]: "publishing", later["id"]: "scheduled", draft["id"]: "draft"}
+    assert [str(c.post_id) for c in await publishing.commands()] == [soon["id"]]
+
+
+async def test_an_unscheduled_post_is_not_dispatched(publishing: Publishing) -> None:
+    workspace = str(uuid.uuid4())
+    at = datetime.now(UTC) + timedelta(minutes=1)
+    post = await schedule_post(publishing, workspace, "x", at=at)
+    resp = await publishing.client.post(
+        f"/api/v1/posts/{post['id']}/unschedule", headers=publishing.headers(workspace)
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["post"]["status"] == "draft"
+    assert resp.json()["post"]["scheduledAt"] is None
+    assert await publishing.tick(now=at + timedelta(minutes=1)) == 0
+    assert await publishing.commands() == []
+
+
+async def test_two_dispatchers_ticking_together_send_each_target_once(
+    publishing: Publishing,
+) -> None:
+    workspace = str(uuid.uuid4())
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    posts = [
+        await schedule_post(publishing, workspace, "x", "linkedin", "threads", at=at)
+        for _ in range(10)
+    ]
+    targets = {t["id"] for p in posts for t in p["targets"]}
+    assert len(targets) == 30
+
+    async with dispatchers(publishing, 2) as (a, b):
+        moved = await asyncio.gather(*(d.tick(now=at + timedelta(seconds=1)) for d in (a, b)))
+        assert sum(moved) == 10, moved
+        assert await a.tick(now=at + timedelta(seconds=2)) == 0
+
+    commands = await publishing.commands()
+    sent = Counter(str(c.target_id) for c in commands)
+    assert set(sent) == targets
+    assert set(sent.values()) == {1}, "every target exactly once"
+    assert {c.idempotency_key for c in commands} == targets
+    assert await publishing.scalar("SELECT count(*) FROM posts WHERE status = 'publishing'") == 10
+    assert await publishing.scalar("SELECT max(attempts) FROM post_targets") == 1
+
+
+async def test_many_dispatchers_draining_in_small_batches_send_each_target_once(
+    publishing: Publishing,
+) -> None:
+    workspace = str(uuid.uuid4())
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    for _ in range(12):
+        await schedule_post(publishing, workspace, "x", "bluesky", at=at)
+
+    async def drain(d: Dispatcher) -> int:
+        total = 0
+        while moved := await d.tick(now=at):
+            total += moved
+        return total
+
+    async with dispatchers(publishing, 4, batch_size=2) as ds:
+        moved = await asyncio.gather(*(drain(d) for d in ds))
+    assert sum(moved) == 12, moved
+
+    sent = Counter(str(c.target_id) for c in await publishing.commands())
+    assert len(sent) == 24
+    assert set(sent.values()) == {1}
+    history = await publishing.scalar(
+        "SELECT count(*) FROM post_history WHERE action = 'dispatched'"
+    )
+    assert history == 12, "one dispatch per post"
+
+
+async def test_the_dispatcher_loop_sends_due_posts_by_itself(publishing: Publishing) -> None:
+    """`run()` (what the scheduler role starts) ticks on its own with the real clock."""
+    workspace = str(uuid.uuid4())
+    post = await schedule_post(
+        publishing, workspace, "x", at=datetime.now(UTC) + timedelta(milliseconds=300)
+    )
+    async with dispatchers(publishing, 1, interval=0.05) as (d,):
+        task = asyncio.create_task(d.run())
+        try:
+            for _ in range(100):
+                if await publishing.commands():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    (command,) = await publishing.commands()
+    assert str(command.post_id) == post["id"]

@@ -1,0 +1,141 @@
+"""Issue journey: connect accounts through the sandbox's OAuth, schedule a post a few
+seconds ahead, and see it out exactly once per target — also when the platforms fail."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from e2e_stack import read_endpoints
+
+pytestmark = pytest.mark.e2e
+PLATFORMS = ("x", "linkedin", "threads")
+
+
+async def register(gw: httpx.AsyncClient) -> dict[str, str]:
+    resp = await gw.post(
+        "/api/v1/auth/register",
+        json={
+            "email": f"pub-{uuid.uuid4().hex[:8]}@example.com",
+            "password": "a long e2e passphrase",
+            "name": "Publisher",
+            "workspaceName": "Journey",
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    return {"Authorization": f"Bearer {resp.json()['accessToken']}"}
+
+
+async def connect(gw: httpx.AsyncClient, auth: dict[str, str], platform: str) -> dict:  # type: ignore[type-arg]
+    start = await gw.post(
+        f"/api/v1/accounts/connect/{platform}",
+        headers=auth,
+        json={"redirectUri": "https://app.example.com/oauth/callback"},
+    )
+    assert start.status_code == 200, start.text
+    # The sandbox's authorize page redirects straight back with a code.
+    async with httpx.AsyncClient(timeout=10) as browser:
+        consent = await browser.get(start.json()["authorizeUrl"])
+    assert consent.status_code in (302, 303), consent.text
+    query = parse_qs(urlparse(consent.headers["location"]).query)
+    assert query["state"] == [start.json()["state"]]
+    done = await gw.get(
+        f"/api/v1/accounts/callback/{platform}",
+        headers=auth,
+        params={"code": query["code"][0], "state": query["state"][0]},
+    )
+    assert done.status_code == 201, done.text
+    return done.json()["account"]  # type: ignore[no-any-return]
+
+
+async def wait_final(
+    gw: httpx.AsyncClient, auth: dict[str, str], post_id: str, timeout: float
+) -> dict:  # type: ignore[type-arg]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        resp = await gw.get(f"/api/v1/posts/{post_id}", headers=auth)
+        if resp.status_code == 429:  # the free plan's API budget: wait as told
+            await asyncio.sleep(float(resp.headers["Retry-After"]))
+            continue
+        post = resp.json()["post"]
+        if post["status"] in ("published", "partially_published", "failed"):
+            return post  # type: ignore[no-any-return]
+        assert asyncio.get_running_loop().time() < deadline, post
+        await asyncio.sleep(interval)
+
+
+async def schedule(
+    gw: httpx.AsyncClient,
+    auth: dict[str, str],
+    accounts: dict[str, dict],  # type: ignore[type-arg]
+    text: str,
+    seconds: float,
+) -> tuple[str, datetime]:
+    at = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+    resp = await gw.post(
+        "/api/v1/posts",
+        headers=auth,
+        json={
+            "content": {"text": text},
+            "platforms": [{"platform": p, "accountId": a["id"]} for p, a in accounts.items()],
+            "scheduledAt": at.isoformat().replace("+00:00", "Z"),
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["post"]["status"] == "scheduled"
+    return resp.json()["post"]["id"], at
+
+
+async def sandbox_posts(sandbox: str, platform: str, text: str) -> list[dict]:  # type: ignore[type-arg]
+    async with httpx.AsyncClient(base_url=sandbox, timeout=10) as client:
+        posts = (await client.get("/_sandbox/posts", params={"platform": platform})).json()
+    return [p for p in posts["posts"] if text in (p.get("text") or "")]
+
+
+async def test_scheduled_post_goes_out_once_per_target_on_time(stack_state: Path) -> None:
+    ep = read_endpoints(stack_state)
+    async with httpx.AsyncClient(base_url=ep["GATEWAY_URL"], timeout=15) as gw:
+        auth = await register(gw)
+        accounts = {p: await connect(gw, auth, p) for p in PLATFORMS}
+        listed = (await gw.get("/api/v1/accounts", headers=auth)).json()["accounts"]
+        assert {a["platform"] for a in listed} == set(PLATFORMS)
+        text = f"On time {uuid.uuid4().hex[:6]}"
+        post_id, at = await schedule(gw, auth, accounts, text, seconds=3)
+        post = await wait_final(gw, auth, post_id, timeout=30)
+    assert post["status"] == "published", post
+    for target in post["targets"]:
+        assert target["status"] == "published"
+        assert target["platformPostId"]
+        assert target["attempts"] == 1
+    finished = datetime.now(UTC)
+    assert finished - at < timedelta(seconds=12)  # polling and process start-up included
+    for platform in PLATFORMS:
+        assert len(await sandbox_posts(ep["SANDBOX_URL"], platform, text)) == 1
+
+
+async def test_faults_still_publish_exactly_once(stack_state: Path) -> None:
+    ep = read_endpoints(stack_state)
+    async with httpx.AsyncClient(base_url=ep["SANDBOX_URL"], timeout=10) as sandbox:
+        for fault in (
+            {"platform": "x", "kind": "rate_limit", "count": 2, "operation": "publish"},
+            {"platform": "linkedin", "kind": "timeout_after_create", "count": 1},
+            {"platform": "threads", "kind": "token_expired", "count": 1, "operation": "publish"},
+        ):
+            assert (await sandbox.post("/_sandbox/faults", json=fault)).status_code == 201
+    async with httpx.AsyncClient(base_url=ep["GATEWAY_URL"], timeout=15) as gw:
+        auth = await register(gw)
+        accounts = {p: await connect(gw, auth, p) for p in PLATFORMS}
+        text = f"Despite faults {uuid.uuid4().hex[:6]}"
+        post_id, _ = await schedule(gw, auth, accounts, text, seconds=2)
+        post = await wait_final(gw, auth, post_id, timeout=90, interval=1.0)
+    assert post["status"] == "published", post
+    by_platform = {t["platform"]: t for t in post["targets"]}
+    assert by_platform["x"]["attempts"] == 3, "two rate limits, then success"
+    assert by_platform["linkedin"]["attempts"] >= 1
+    for platform in PLATFORMS:
+        assert len(await sandbox_posts(ep["SANDBOX_URL"], platform, text)) == 1, platform
