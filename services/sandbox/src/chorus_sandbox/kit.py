@@ -40,9 +40,21 @@ class ErrorStyle:
     render: Callable[[str, str], tuple[int, Any, dict[str, str]]]
 
 
+_FAULT_WINDOW = {"seconds": 60.0}
+
+
+def set_faults_window(seconds: float) -> None:
+    """How long an injected rate limit says to wait (short in tests, a real window in dev)."""
+    _FAULT_WINDOW["seconds"] = seconds
+
+
+def faults_window() -> float:
+    return _FAULT_WINDOW["seconds"]
+
+
 def default_render(kind: str, message: str) -> tuple[int, Any, dict[str, str]]:
     status = ERROR_KINDS.get(kind, 400)
-    headers = {"Retry-After": "1"} if kind == "rate_limit" else {}
+    headers = {"Retry-After": str(max(1, round(faults_window())))} if kind == "rate_limit" else {}
     return status, {"error": {"type": kind, "message": message}}, headers
 
 

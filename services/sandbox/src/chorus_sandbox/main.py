@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from chorus_runtime.service import ServiceRuntime, run_cli
 from chorus_sandbox.faults import Faults
 from chorus_sandbox.inspection import inspection_router
-from chorus_sandbox.kit import PlatformKit
+from chorus_sandbox.kit import PlatformKit, set_faults_window
 from chorus_sandbox.platforms import available
 from chorus_sandbox.settings import SandboxSettings
 from chorus_sandbox.store import Store
@@ -18,6 +18,7 @@ def build(settings: SandboxSettings | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime(
         settings, title="Chorus Sandbox", uses_database=False, uses_broker=False
     )
+    set_faults_window(settings.rate_limit_window_seconds)
     store = Store(seed=settings.seed)
     faults = Faults()
     runtime.include_router(inspection_router(store, faults))

@@ -23,6 +23,8 @@ class SandboxSettings(ServiceSettings):
     # Seconds a simulated `timeout` fault holds the response (longer than the client's timeout).
     timeout_seconds: float = 30.0
     seed: int = 42
+    # Seconds an injected `rate_limit` fault tells the client to wait.
+    rate_limit_window_seconds: float = Field(default=60.0, gt=0)
 
     @classmethod
     def needs_database(cls) -> bool:

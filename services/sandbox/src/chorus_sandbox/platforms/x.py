@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from chorus_sandbox.kit import ErrorStyle, PlatformKit, token_response
+from chorus_sandbox.kit import ErrorStyle, PlatformKit, faults_window, token_response
 from chorus_sandbox.store import StoredPost, Token
 
 WINDOW_SECONDS = 900
@@ -41,7 +41,7 @@ def _problem(status: int, title: str, detail: str, type_: str = "about:blank") -
 
 def render(kind: str, message: str) -> tuple[int, Any, dict[str, str]]:
     if kind == "rate_limit":
-        reset = int(time.time()) + 60
+        reset = int(time.time()) + max(1, round(faults_window()))
         headers = {
             "x-rate-limit-limit": str(LIMITS["create"]),
             "x-rate-limit-remaining": "0",
