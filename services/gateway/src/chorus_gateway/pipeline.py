@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chorus_contracts.events.common import Plan
 from chorus_contracts.events.gateway import RequestAudited
 from chorus_gateway.authn import Caller, authenticate, current_plan, local_verifier
 from chorus_gateway.plans import RouteGroup, route_group
+from chorus_gateway.proxy import resolve
 from chorus_gateway.ratelimit import headers as ratelimit_headers
 from chorus_gateway.ratelimit import raise_if_refused, subject_key
 from chorus_gateway.state import Gateway
@@ -90,10 +92,46 @@ class GatewayPipeline:
                 status["code"] = message["status"]
             await _with_headers(send, extra)(message)
 
-        await self.app(scope, _limit_body(receive, self.gw.settings.max_body_bytes), send_wrapper)
+        limited = _limit_body(receive, self.gw.settings.max_body_bytes)
+        service = resolve(path)
+        if service is not None:
+            # Proxied paths never match a gateway route: forward straight from here instead
+            # of walking the router and dependency machinery on the hot path.
+            await self._forward(scope, limited, send_wrapper, service, caller, method, path)
+        else:
+            await self.app(scope, limited, send_wrapper)
         self._audit(
             method, path, caller, status=status["code"], ip=ip, headers=headers, started=started
         )
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        service: str,
+        caller: Caller | None,
+        method: str,
+        path: str,
+    ) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.gw.proxy.forward(
+                request,
+                service,
+                token=caller.token if caller is not None else None,
+                group=route_group(method, path).value,
+            )
+        except ChorusError as exc:
+            response = error_response(
+                exc.status_code, exc.code, exc.message, exc.details, exc.headers
+            )
+        except HTTPException as exc:
+            response = error_response(exc.status_code, _http_code(exc.status_code), exc.detail)
+        except Exception:
+            log.exception("proxy failure")
+            response = error_response(500, "INTERNAL_ERROR", "internal error")
+        await response(scope, receive, send)
 
     async def _admit(
         self, method: str, path: str, headers: dict[str, str], ip: str
@@ -233,3 +271,7 @@ def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return wrapped
+
+
+def _http_code(status: int) -> str:
+    return {413: "PAYLOAD_TOO_LARGE", 400: "BAD_REQUEST"}.get(status, "ERROR")
