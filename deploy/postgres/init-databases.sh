@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs once, on the first start of an empty Postgres data directory
 # (mounted into /docker-entrypoint-initdb.d by docker-compose.yml).
-# One database per service: no service reads another service's database.
+# One database per service that has one (analytics keeps its state in ClickHouse): no service
+# reads another service's database.
 set -euo pipefail
 
 databases=(
   chorus_gateway
   chorus_publishing
   chorus_connector
-  chorus_analytics
   chorus_listening
   chorus_inbox
   chorus_ai

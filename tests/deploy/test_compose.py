@@ -8,6 +8,7 @@ YAML (`unit`).
 from __future__ import annotations
 
 import base64
+import importlib
 import os
 import re
 import shutil
@@ -15,9 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from .service_stores import CLICKHOUSE_SERVICES, migrate_command, uses_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -28,11 +32,11 @@ NO_HEALTHCHECK = {"otel-collector": "distroless image: no shell or HTTP client t
 SECRET_KEY = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|(^|_)KEYS?($|_)", re.I)
 URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^:/@\s]*:(?P<password>[^@/\s]+)@", re.I)
 PLACEHOLDER = "change-me"
+# Postgres databases (analytics has none: its state is ClickHouse).
 SERVICE_DATABASES = (
     "chorus_gateway",
     "chorus_publishing",
     "chorus_connector",
-    "chorus_analytics",
     "chorus_listening",
     "chorus_inbox",
     "chorus_ai",
@@ -169,6 +173,9 @@ def test_expected_roles_and_jobs_exist(services: dict[str, Service]) -> None:
         "connector-worker": "--role worker",
         "publishing-migrate": "migrate",
         "connector-migrate": "migrate",
+        "analytics": "--role api",
+        "analytics-worker": "--role worker",
+        "analytics-migrate": "migrate-clickhouse",
     }
     for name, command in expected.items():
         assert " ".join(services[name]["command"]) == command, name
@@ -209,12 +216,24 @@ def test_app_services_wait_for_infrastructure_and_migrations(
                 "service_healthy",
                 "service_completed_successfully",
             }
-        if not svc or svc in DEV_ONLY_SERVICES or name.endswith("-migrate") or name == "kafka-init":
+        if not svc or svc in DEV_ONLY_SERVICES or name == "kafka-init":
+            continue
+        # Postgres for the services with a database, ClickHouse for the others (only).
+        store, absent = (
+            ("postgres", "clickhouse") if uses_postgres(svc) else ("clickhouse", "postgres")
+        )
+        if name.endswith("-migrate"):
+            assert name == f"{svc}-migrate", f"{name} migrates {svc}"
+            assert service["command"] == migrate_command(svc), name
+            assert depends[store]["condition"] == "service_healthy", name
+            assert absent not in depends, name
             continue
         assert depends["kafka"]["condition"] == "service_healthy", name
         assert depends["kafka-init"]["condition"] == "service_completed_successfully", name
         assert depends[f"{svc}-migrate"]["condition"] == "service_completed_successfully", name
-        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends[store]["condition"] == "service_healthy", name
+        if not uses_postgres(svc):
+            assert "postgres" not in depends, f"{name} has no Postgres database"
 
 
 @pytest.mark.unit
@@ -227,7 +246,11 @@ def test_env_files_exist_and_configure_each_service(services: dict[str, Service]
             paths = env_file_paths(service)
             assert REPO / f"deploy/env/{svc}.env.example" in paths, name
             env = read_env_file(REPO / f"deploy/env/{svc}.env.example")
-            assert f"CHORUS_{svc.upper()}_DATABASE_URL" in env, svc
+            if uses_postgres(svc):
+                assert f"CHORUS_{svc.upper()}_DATABASE_URL" in env, svc
+            else:
+                assert env.get(f"CHORUS_{svc.upper()}_CLICKHOUSE_URL"), svc
+                assert f"CHORUS_{svc.upper()}_DATABASE_URL" not in env, svc
     common = read_env_file(REPO / "deploy/env/common.env.example")
     assert common["CHORUS_MODE"] == "production"
     for key in ("CHORUS_KAFKA_BOOTSTRAP_SERVERS", "CHORUS_REDIS_URL", "CHORUS_OTLP_ENDPOINT"):
@@ -275,8 +298,43 @@ def test_postgres_init_script_creates_every_service_database(
     text = script.read_text()
     for database in SERVICE_DATABASES:
         assert re.search(rf"^\s*{database}\s*$", text, re.M), database
+    for svc in CLICKHOUSE_SERVICES:
+        assert not re.search(rf"^\s*chorus_{svc}\s*$", text, re.M), f"{svc}: no Postgres database"
     mounts = " ".join(services["postgres"]["volumes"])
     assert "init-databases.sh:/docker-entrypoint-initdb.d/" in mounts
+
+
+def settings_class(svc: str) -> type[Any]:
+    """The ServiceSettings subclass of workspace service `svc` (chorus_<svc>.settings)."""
+    from chorus_runtime.settings import ServiceSettings
+
+    module = importlib.import_module(f"chorus_{svc}.settings")
+    (cls,) = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type)
+        and issubclass(v, ServiceSettings)
+        and v.__module__ == module.__name__
+    ]
+    return cls
+
+
+@pytest.mark.unit
+def test_service_stores_match_the_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """service_stores.py (which services skip Postgres, and how they migrate) is what the
+    services' own code says: a service may drop the Postgres checks only if it really has no
+    Postgres database, and its migrate job's subcommand must exist."""
+    for key in list(os.environ):
+        if key.startswith("CHORUS_"):
+            monkeypatch.delenv(key)
+    for svc in workspace_services():
+        if svc in DEV_ONLY_SERVICES:
+            continue
+        assert settings_class(svc).needs_database() is uses_postgres(svc), svc
+    for svc, command in CLICKHOUSE_SERVICES.items():
+        main = importlib.import_module(f"chorus_{svc}.main")
+        runtime = main.build(settings_class(svc)(clickhouse_url="chdb://:memory:"))
+        assert runtime.commands.get(command[0]), f"chorus-{svc} has no {command[0]} subcommand"
 
 
 @pytest.mark.unit
@@ -427,3 +485,34 @@ def test_gateway_env_example_builds_gateway_settings(
     kid, _, key = kek.partition(":")
     assert kid and len(base64.b64decode(key, validate=True)) == 32, "format kid:base64(32 bytes)"
     Keyring.parse(kek)
+
+
+# -- analytics (ClickHouse, no Postgres) -------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_analytics_env_example_builds_analytics_settings(
+    services: dict[str, Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analytics env files are accepted by its own settings; the ClickHouse URL is the
+    compose server with clickhouse.env.example's (placeholder) credentials."""
+    from chorus_analytics.settings import AnalyticsSettings
+
+    for key in list(os.environ):
+        if key.startswith("CHORUS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CHORUS_PORT", "8000")  # deploy/Dockerfile's ENV
+    for name in ("analytics", "analytics-worker", "analytics-migrate"):
+        for key, value in effective_env(services[name]).items():
+            monkeypatch.setenv(key, value)
+        settings = AnalyticsSettings()
+        assert settings.mode.value == "production", name
+        assert settings.port == GATEWAY_PORT, name
+        assert not settings.embedded_clickhouse, name
+        assert settings.migrate_on_start is False, f"{name}: analytics-migrate migrates"
+    clickhouse = read_env_file(REPO / "deploy/env/clickhouse.env.example")
+    url = urlsplit(settings.clickhouse_url)
+    assert (url.scheme, url.hostname, url.port) == ("clickhouse", "clickhouse", 8123)
+    assert url.username == clickhouse["CLICKHOUSE_USER"]
+    assert url.password == clickhouse["CLICKHOUSE_PASSWORD"]
+    assert PLACEHOLDER in url.password

@@ -21,6 +21,7 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from .helm_binary import helm_binary
+from .service_stores import CLICKHOUSE_SERVICES, POSTGRES_MIGRATE, migrate_command
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +38,11 @@ ROLES = {
     "gateway": {"api", "worker"},
     "publishing": {"api", "worker", "scheduler"},
     "connector": {"api", "worker"},
+    "analytics": {"api", "worker"},
 }
 GATEWAY = "gateway"
+ANALYTICS = "analytics"
+CLICKHOUSE_URL_ENV = "CHORUS_ANALYTICS_CLICKHOUSE_URL"
 JWKS_PATH = "/.well-known/jwks.json"
 KEK_ENV = "CHORUS_GATEWAY_KEY_ENCRYPTION_KEY"
 DEV_ONLY_SERVICES = {"sandbox"}
@@ -98,6 +102,11 @@ def render(helm: Callable[..., str]) -> Render:
 
 def by_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
     return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
+
+
+def first_container(manifest: Manifest) -> dict[str, Any]:
+    """The first container of a Deployment or Job."""
+    return manifest["spec"]["template"]["spec"]["containers"][0]
 
 
 def component(service: str, role: str) -> str:
@@ -211,7 +220,7 @@ def test_migrations_and_topics_run_as_hooks(render: Render, values: tuple[str, .
     for service in ROLES:
         migrate = jobs[f"{RELEASE}-{service}-migrate"]
         assert int(migrate["metadata"]["annotations"]["helm.sh/hook-weight"]) > weight
-        assert migrate["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+        assert first_container(migrate)["args"] == migrate_command(service), service
     container = topics["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "chorus_runtime.topics_cli"]
     assert container["args"] == ["create"]
@@ -234,6 +243,27 @@ def test_configuration_comes_from_configmap_and_existing_secrets(
         assert {"configMapRef": {"name": configmap["metadata"]["name"]}} in sources
         service = pod_labels(deployment)["chorus/service"]
         assert {"secretRef": {"name": f"chorus-{service}"}} in sources, name
+
+
+def test_migrations_command_is_configurable_per_service(render: Render) -> None:
+    def migrate_args(*values: str) -> dict[str, list[str]]:
+        jobs = by_kind(render(*values), "Job")
+        return {
+            pod_labels(job)["chorus/service"]: first_container(job)["args"]
+            for name, job in jobs.items()
+            if name.endswith("-migrate")
+        }
+
+    default = migrate_args()
+    assert default == {s: migrate_command(s) for s in ROLES}
+    assert default["publishing"] == POSTGRES_MIGRATE
+    own = migrate_args("--set-json", 'services.publishing.migrations.args=["migrate","--x"]')
+    assert own == {**default, "publishing": ["migrate", "--x"]}
+    # The chart-wide default applies to every service without its own args.
+    shared = migrate_args("--set-json", 'migrations.args=["migrate","--y"]')
+    for service, args in shared.items():
+        expected = CLICKHOUSE_SERVICES.get(service, ["migrate", "--y"])
+        assert args == expected, service
 
 
 def test_optional_objects_follow_values_and_capabilities(render: Render) -> None:
@@ -373,6 +403,7 @@ def test_gateway_env_builds_gateway_settings(
     assert settings.mode.value == "production"
     assert settings.publishing_url == f"http://{component('publishing', 'api')}:8000"
     assert settings.connector_url == f"http://{component('connector', 'api')}:8000"
+    assert settings.analytics_url == f"http://{component(ANALYTICS, 'api')}:8000"
     assert settings.trusted_proxies == []
 
 
@@ -442,3 +473,79 @@ def test_network_policy_lets_outside_traffic_reach_only_the_gateway(render: Rend
     }
     assert backends == {component(GATEWAY, "api")}
     assert component(GATEWAY, "api") in by_kind(manifests, "Service")
+
+
+# -- analytics (ClickHouse, no Postgres) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "secret"),
+    [
+        ((), "chorus-analytics"),
+        (("-f", str(PRODUCTION)), "chorus-analytics"),
+        (
+            ("--set", "services.analytics.clickhouseUrl.secretName=clickhouse-creds"),
+            "clickhouse-creds",
+        ),
+    ],
+    ids=[*VALUE_SETS.keys(), "own-secret"],
+)
+def test_analytics_clickhouse_url_comes_from_a_secret(
+    render: Render, values: tuple[str, ...], secret: str
+) -> None:
+    """secretKeyRef, not only envFrom: without the key the pods must not start (the service
+    would fall back to the ConfigMap's shared, credential-less CHORUS_CLICKHOUSE_URL)."""
+    manifests = render(*values)
+    pods = [
+        m
+        for m in [*by_kind(manifests, "Deployment").values(), *by_kind(manifests, "Job").values()]
+        if m["metadata"]["labels"].get("chorus/service") == ANALYTICS
+    ]
+    assert {m["metadata"]["name"] for m in pods} == {
+        component(ANALYTICS, "api"),
+        component(ANALYTICS, "worker"),
+        f"{RELEASE}-{ANALYTICS}-migrate",
+    }
+    for manifest in pods:
+        (url,) = [e for e in container_env(manifest) if e["name"] == CLICKHOUSE_URL_ENV]
+        assert url == {
+            "name": CLICKHOUSE_URL_ENV,
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": CLICKHOUSE_URL_ENV}},
+        }
+        # The hook Job migrates; the roles don't at start.
+        assert literal_env(manifest)["CHORUS_ANALYTICS_MIGRATE_ON_START"] == "false"
+        env_names = {e["name"] for e in container_env(manifest)}
+        assert not [n for n in env_names if n.endswith("DATABASE_URL")], manifest["metadata"]
+    for manifest in manifests:
+        assert CLICKHOUSE_URL_ENV not in yaml.safe_dump(manifest) or manifest in pods
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_analytics_env_builds_analytics_settings(
+    render: Render, values: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the chart renders for analytics is accepted by its own settings, and the URL from
+    its Secret wins over the ConfigMap's shared CHORUS_CLICKHOUSE_URL."""
+    from chorus_analytics.settings import AnalyticsSettings
+
+    manifests = render(*values)
+    (configmap,) = by_kind(manifests, "ConfigMap").values()
+    assert configmap["data"]["CHORUS_CLICKHOUSE_URL"], "the shared URL the secret must win over"
+    secret_url = "clickhouse://analytics:p@clickhouse.data:8123/"
+    for role in ROLES[ANALYTICS]:
+        deployment = by_kind(manifests, "Deployment")[component(ANALYTICS, role)]
+        for key in list(os.environ):
+            if key.startswith("CHORUS_"):
+                monkeypatch.delenv(key)
+        monkeypatch.setenv("CHORUS_PORT", "8000")  # deploy/Dockerfile's ENV
+        for key, value in {
+            **configmap["data"],
+            CLICKHOUSE_URL_ENV: secret_url,
+            **literal_env(deployment),
+        }.items():
+            monkeypatch.setenv(key, value)
+        settings = AnalyticsSettings()
+        assert settings.mode.value == "production"
+        assert settings.clickhouse_url == secret_url
+        assert settings.migrate_on_start is False
+        assert settings.port == first_container(deployment)["ports"][0]["containerPort"]

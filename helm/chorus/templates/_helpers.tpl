@@ -202,3 +202,25 @@ service's api Service, overridden by services.gateway.upstreams.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Analytics-only env entries: (dict "name" "analytics" "service" $svc). The ClickHouse URL (with
+its password) by secretKeyRef: a missing key stops the pod from starting, where envFrom would
+let the service fall back to the shared, credential-less CHORUS_CLICKHOUSE_URL.
+*/}}
+{{- define "chorus.analyticsEnv" -}}
+{{- if eq .name "analytics" }}
+{{- $url := .service.clickhouseUrl | default dict }}
+- name: CHORUS_ANALYTICS_CLICKHOUSE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $url.secretName | default .service.existingSecret | required "services.analytics.clickhouseUrl.secretName or existingSecret is required" }}
+      key: {{ $url.secretKey | default "CHORUS_ANALYTICS_CLICKHOUSE_URL" }}
+{{- end }}
+{{- end }}
+
+{{/* Subcommand of a service's migrations hook Job: (dict "root" $ "service" $svc). */}}
+{{- define "chorus.migrationsArgs" -}}
+{{- $own := (.service.migrations | default dict).args }}
+{{- toYaml ($own | default .root.Values.migrations.args | default (list "migrate")) }}
+{{- end }}

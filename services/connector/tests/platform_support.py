@@ -13,7 +13,7 @@ import asyncio
 import base64
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,11 +23,13 @@ import httpx
 import pytest
 
 from chorus_connector.platforms.base import (
+    AccountProfile,
     AppCredentials,
     Endpoints,
     MediaFile,
     OAuthTokens,
     PlatformClient,
+    PlatformError,
 )
 from chorus_sandbox.main import build
 from chorus_sandbox.settings import SandboxSettings
@@ -40,6 +42,10 @@ APP = AppCredentials(client_id="sandbox-client-id", client_secret="sandbox-app-s
 C = TypeVar("C", bound=PlatformClient)
 # How long a simulated `timeout` fault holds its response; clients in timeout tests use less.
 SANDBOX_TIMEOUT_SECONDS = 0.6
+# The post metrics every client reports (`post_metrics` keys).
+METRIC_NAMES = frozenset(
+    {"likes", "comments", "shares", "saves", "impressions", "reach", "clicks", "video_views"}
+)
 
 # Just enough bytes to look like the files they claim to be.
 FAKE_FILES = {
@@ -143,8 +149,9 @@ async def running_sandbox(settings: SandboxSettings | None = None) -> AsyncItera
             await sandbox.aclose()
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
+@pytest.fixture(name="sandbox")
+async def sandbox_fixture() -> AsyncIterator[Sandbox]:
+    """A running sandbox as the `sandbox` fixture: a test module imports `sandbox_fixture`."""
     async with running_sandbox() as running:
         yield running
 
@@ -208,3 +215,30 @@ async def connect(
     return await client.exchange_code(
         code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=grant.verifier
     )
+
+
+async def connect_client(
+    sandbox: Sandbox, *, cls: type[C], timeout: float = 5.0, poll_interval: float | None = None
+) -> tuple[C, OAuthTokens, AccountProfile]:
+    """A client of `cls` connected through OAuth: (client, tokens, the account's profile).
+    `poll_interval` shortens the client's status polls (clients that poll have one)."""
+    client = sandbox.client(cls, timeout=timeout)
+    if poll_interval is not None:
+        client.poll_interval = poll_interval  # type: ignore[attr-defined]
+    tokens = await connect(client, sandbox.http)
+    return client, tokens, await client.profile(tokens.access_token)
+
+
+async def connect_bearer(
+    sandbox: Sandbox, *, cls: type[C], timeout: float = 5.0
+) -> tuple[C, str, AccountProfile]:
+    """`connect_client`, with only the access token: (client, access token, profile)."""
+    client, tokens, account = await connect_client(sandbox, cls=cls, timeout=timeout)
+    return client, tokens.access_token, account
+
+
+async def fails(call: Awaitable[object]) -> PlatformError:
+    """The `PlatformError` that awaiting `call` raises (the test fails if it raises none)."""
+    with pytest.raises(PlatformError) as caught:
+        await call
+    return caught.value

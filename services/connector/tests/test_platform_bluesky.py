@@ -5,13 +5,21 @@ unknown outcome, delete, metrics, rate limits."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from platform_support import Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_bearer,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
-from chorus_connector.platforms.base import AccountProfile, PlatformError
 from chorus_connector.platforms.bluesky import BlueskyClient, find_facets, post_text
 from chorus_connector.platforms.registry import client_class
 from chorus_contracts.events.common import Platform
@@ -20,30 +28,9 @@ from chorus_contracts.events.connector import FailureKind, PublishContent
 pytestmark = pytest.mark.integration
 
 PLATFORM = "bluesky"
-NORMALISED = {
-    "likes",
-    "comments",
-    "shares",
-    "saves",
-    "impressions",
-    "reach",
-    "clicks",
-    "video_views",
-}
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[BlueskyClient, str, AccountProfile]:
-    client = sandbox.client(BlueskyClient, timeout=timeout)
-    tokens = await connect(client, sandbox.http)
-    return client, tokens.access_token, await client.profile(tokens.access_token)
+connected = partial(connect_bearer, cls=BlueskyClient)
 
 
 def content(text: str = "Hello Bluesky", **extra: object) -> PublishContent:
@@ -65,21 +52,21 @@ async def test_connect_with_pkce_bound_code(sandbox: Sandbox) -> None:
     assert profile.followers is not None
 
     grant = await authorize(client, sandbox.http)
-    with pytest.raises(PlatformError) as wrong:
-        await client.exchange_code(
+    wrong = await fails(
+        client.exchange_code(
             code=grant.code, redirect_uri=grant.redirect_uri, code_verifier="not-the-verifier"
         )
-    assert wrong.value.kind is FailureKind.AUTH
+    )
+    assert wrong.kind is FailureKind.AUTH
 
 
 async def test_login_with_app_password(sandbox: Sandbox) -> None:
     client = sandbox.client(BlueskyClient)
     tokens = await client.login("someone.bsky.social", "abcd-efgh-ijkl-mnop")
     assert (await client.profile(tokens.access_token)).platform_account_id.startswith("did:")
-    with pytest.raises(PlatformError) as wrong:
-        await client.login("someone.bsky.social", "my real password")
-    assert wrong.value.kind is FailureKind.AUTH
-    assert wrong.value.code == "AuthenticationRequired"
+    wrong = await fails(client.login("someone.bsky.social", "my real password"))
+    assert wrong.kind is FailureKind.AUTH
+    assert wrong.code == "AuthenticationRequired"
 
 
 def test_facets_use_utf8_byte_offsets() -> None:
@@ -135,19 +122,19 @@ async def test_video_and_link_card_embeds(sandbox: Sandbox) -> None:
     await client.publish(token, account, content("Read", link="https://example.com/r"), [])
     embeds = [p["body"]["embed"]["$type"] for p in await sandbox.posts(PLATFORM)]
     assert embeds == ["app.bsky.embed.video", "app.bsky.embed.external"]
-    with pytest.raises(PlatformError) as mixed:
-        await client.publish(token, account, content("Both"), [media("clip.mp4"), media("a.jpg")])
-    assert mixed.value.kind is FailureKind.PERMANENT
+    mixed = await fails(
+        client.publish(token, account, content("Both"), [media("clip.mp4"), media("a.jpg")])
+    )
+    assert mixed.kind is FailureKind.PERMANENT
 
 
 async def test_rate_limit_is_transient_with_retry_after(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "rate_limit", operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.TRANSIENT
-    assert caught.value.code == "RateLimitExceeded"
-    assert caught.value.retry_after is not None and caught.value.retry_after > 0
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.TRANSIENT
+    assert caught.code == "RateLimitExceeded"
+    assert caught.retry_after is not None and caught.retry_after > 0
     assert client.rate_limit.remaining == 0
     assert await sandbox.posts(PLATFORM) == []
 
@@ -155,9 +142,8 @@ async def test_rate_limit_is_transient_with_retry_after(sandbox: Sandbox) -> Non
 async def test_server_error_is_transient(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "server_error")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.TRANSIENT
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.TRANSIENT
 
 
 @pytest.mark.parametrize(
@@ -167,19 +153,17 @@ async def test_server_error_is_transient(sandbox: Sandbox) -> None:
 async def test_token_problems_are_auth(sandbox: Sandbox, kind: str, name: str, status: int) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, kind)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.AUTH
-    assert (caught.value.code, caught.value.status) == (name, status)
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.AUTH
+    assert (caught.code, caught.status) == (name, status)
 
 
 async def test_validation_error_is_permanent_with_the_platform_message(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content("x" * 301), [])
-    assert caught.value.kind is FailureKind.PERMANENT
-    assert caught.value.code == "InvalidRecord"
-    assert "longer than 300 graphemes" in caught.value.message
+    caught = await fails(client.publish(token, account, content("x" * 301), []))
+    assert caught.kind is FailureKind.PERMANENT
+    assert caught.code == "InvalidRecord"
+    assert "longer than 300 graphemes" in caught.message
 
 
 async def test_timeout_after_create_is_unknown_and_read_back_finds_the_record(
@@ -189,9 +173,8 @@ async def test_timeout_after_create_is_unknown_and_read_back_finds_the_record(
     since = datetime.now(UTC)
     await sandbox.fault(PLATFORM, "timeout_after_create")
     post = content("Did this go out?")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, post, [])
-    assert caught.value.outcome_unknown
+    caught = await fails(client.publish(token, account, post, []))
+    assert caught.outcome_unknown
 
     stored = await sandbox.posts(PLATFORM)
     assert len(stored) == 1
@@ -210,9 +193,8 @@ async def test_refresh_session_rotates_tokens(sandbox: Sandbox) -> None:
     assert fresh.access_token != tokens.access_token
     assert fresh.refresh_token != tokens.refresh_token
     assert (await client.profile(fresh.access_token)).platform_account_id
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete_removes_the_record(sandbox: Sandbox) -> None:
@@ -221,16 +203,15 @@ async def test_delete_removes_the_record(sandbox: Sandbox) -> None:
     await client.delete(token, account, published.platform_post_id)
     assert [p["status"] for p in await sandbox.posts(PLATFORM)] == ["deleted"]
     await client.delete(token, account, published.platform_post_id)  # idempotent on a PDS
-    with pytest.raises(PlatformError) as gone:
-        await client.post_metrics(token, account, published.platform_post_id)
-    assert gone.value.kind is FailureKind.PERMANENT
+    gone = await fails(client.post_metrics(token, account, published.platform_post_id))
+    assert gone.kind is FailureKind.PERMANENT
 
 
 async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     published = await client.publish(token, account, content("Count me"), [])
     first = await client.post_metrics(token, account, published.platform_post_id)
-    assert set(first) == NORMALISED
+    assert set(first) == METRIC_NAMES
     stored = sandbox.store.get_post(PLATFORM, published.platform_post_id.rsplit("/", 1)[-1])
     assert stored is not None
     stored.created_at -= timedelta(days=1)

@@ -4,18 +4,25 @@ read-back, refresh by `fb_exchange_token`, delete, insights and usage headers.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from platform_support import APP, Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    APP,
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_client,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
 from chorus_connector.platforms.base import (
-    AccountProfile,
     AppCredentials,
     Endpoints,
-    OAuthTokens,
-    PlatformError,
 )
 from chorus_connector.platforms.facebook import FacebookClient
 from chorus_contracts.events.connector import FailureKind, PublishContent
@@ -23,18 +30,7 @@ from chorus_contracts.events.connector import FailureKind, PublishContent
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[FacebookClient, OAuthTokens, AccountProfile]:
-    client = sandbox.client(FacebookClient, timeout=timeout)
-    tokens = await connect(client, sandbox.http)
-    return client, tokens, await client.profile(tokens.access_token)
+connected = partial(connect_client, cls=FacebookClient)
 
 
 async def test_oauth_round_trip_exchanges_for_a_long_lived_token(sandbox: Sandbox) -> None:
@@ -57,18 +53,16 @@ async def test_oauth_round_trip_exchanges_for_a_long_lived_token(sandbox: Sandbo
     wrong = FacebookClient(
         sandbox.new_http(), client.endpoints, AppCredentials(APP.client_id, "not-the-secret")
     )
-    with pytest.raises(PlatformError) as bad_secret:
-        await wrong.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert bad_secret.value.kind is FailureKind.AUTH
+    bad_secret = await fails(
+        wrong.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert bad_secret.kind is FailureKind.AUTH
     await client.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
-    with pytest.raises(PlatformError) as reused:
-        await client.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert reused.value.kind is FailureKind.AUTH
-    assert "authorization code" in reused.value.message
+    reused = await fails(
+        client.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert reused.kind is FailureKind.AUTH
+    assert "authorization code" in reused.message
 
 
 async def test_publish_text_with_link_uses_the_page_feed(sandbox: Sandbox) -> None:
@@ -122,24 +116,26 @@ async def test_faults_map_to_failure_kinds(
 ) -> None:
     client, tokens, profile = await connected(sandbox)
     await sandbox.fault("facebook", fault, operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
-    assert caught.value.kind is kind and caught.value.code == code
-    assert not caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
+    )
+    assert caught.kind is kind and caught.code == code
+    assert not caught.outcome_unknown
     if fault == "rate_limit":
-        assert caught.value.status == 400  # Graph throttles with 400 + code, not 429
-        assert caught.value.retry_after == 60.0  # estimated_time_to_regain_access: 1 minute
+        assert caught.status == 400  # Graph throttles with 400 + code, not 429
+        assert caught.retry_after == 60.0  # estimated_time_to_regain_access: 1 minute
         assert client.rate_limit.remaining == 0
     assert await sandbox.posts("facebook") == []
 
 
 async def test_validation_errors_are_permanent_with_the_graph_message(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="x" * 70000), [])
-    assert caught.value.kind is FailureKind.PERMANENT
-    assert caught.value.code == "graph_100"
-    assert caught.value.message.startswith("(#100) Param message must be at most")
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="x" * 70000), [])
+    )
+    assert caught.kind is FailureKind.PERMANENT
+    assert caught.code == "graph_100"
+    assert caught.message.startswith("(#100) Param message must be at most")
 
 
 async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -> None:
@@ -147,9 +143,8 @@ async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -
     since = datetime.now(UTC)
     await sandbox.fault("facebook", "timeout_after_create")
     content = PublishContent(text="Only once", hashtags=["once"])
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, content, [])
-    assert caught.value.outcome_unknown
+    caught = await fails(client.publish(tokens.access_token, profile, content, []))
+    assert caught.outcome_unknown
 
     found = await client.find_recent(tokens.access_token, profile, text="Only once", since=since)
     [post] = await sandbox.posts("facebook")
@@ -164,9 +159,8 @@ async def test_refresh_exchanges_the_long_lived_token(sandbox: Sandbox) -> None:
     fresh = await client.refresh(tokens.refresh_token)
     assert fresh.access_token != tokens.access_token and fresh.refresh_token == fresh.access_token
     assert (await client.profile(fresh.access_token)) == profile
-    with pytest.raises(PlatformError) as old:
-        await client.refresh(tokens.refresh_token)
-    assert old.value.kind is FailureKind.AUTH
+    old = await fails(client.refresh(tokens.refresh_token))
+    assert old.kind is FailureKind.AUTH
 
 
 async def test_delete(sandbox: Sandbox) -> None:
@@ -189,16 +183,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     assert stored is not None
     stored.created_at -= timedelta(hours=1)
     first = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)
-    assert set(first) == {
-        "likes",
-        "comments",
-        "shares",
-        "saves",
-        "impressions",
-        "reach",
-        "clicks",
-        "video_views",
-    }
+    assert set(first) == METRIC_NAMES
     assert first["impressions"] > first["reach"] > 0 and first["video_views"] > 0
     stored.created_at -= timedelta(hours=24)
     second = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)

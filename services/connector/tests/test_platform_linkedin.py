@@ -4,16 +4,24 @@ quotas), read-back after an unknown outcome, delete and member post analytics.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from platform_support import APP, Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    APP,
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_client,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
 from chorus_connector.platforms.base import (
-    AccountProfile,
     AppCredentials,
-    OAuthTokens,
     PlatformError,
 )
 from chorus_connector.platforms.linkedin import (
@@ -26,19 +34,7 @@ from chorus_contracts.events.connector import FailureKind, PublishContent
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[LinkedInClient, OAuthTokens, AccountProfile]:
-    client = sandbox.client(LinkedInClient, timeout=timeout)
-    client.poll_interval = 0.001
-    tokens = await connect(client, sandbox.http)
-    return client, tokens, await client.profile(tokens.access_token)
+connected = partial(connect_client, cls=LinkedInClient, poll_interval=0.001)
 
 
 def test_little_text_round_trip() -> None:
@@ -68,17 +64,17 @@ async def test_oauth_round_trip(sandbox: Sandbox) -> None:
     wrong = LinkedInClient(
         sandbox.new_http(), client.endpoints, AppCredentials(APP.client_id, "not-the-secret")
     )
-    with pytest.raises(PlatformError) as bad_secret:
-        await wrong.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert bad_secret.value.kind is FailureKind.AUTH and bad_secret.value.code == "invalid_client"
-    with pytest.raises(PlatformError) as wrong_redirect:
-        await client.exchange_code(
+    bad_secret = await fails(
+        wrong.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert bad_secret.kind is FailureKind.AUTH and bad_secret.code == "invalid_client"
+    wrong_redirect = await fails(
+        client.exchange_code(
             code=grant.code, redirect_uri="https://elsewhere.test/cb", code_verifier=None
         )
-    assert wrong_redirect.value.kind is FailureKind.AUTH
-    assert wrong_redirect.value.code == "invalid_grant"
+    )
+    assert wrong_redirect.kind is FailureKind.AUTH
+    assert wrong_redirect.code == "invalid_grant"
 
 
 async def test_publish_text_sends_little_text_and_versioned_headers(sandbox: Sandbox) -> None:
@@ -142,13 +138,14 @@ async def test_faults_map_to_failure_kinds(
 ) -> None:
     client, tokens, profile = await connected(sandbox)
     await sandbox.fault("linkedin", fault, operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
-    assert caught.value.kind is kind and caught.value.code == code
-    assert not caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
+    )
+    assert caught.kind is kind and caught.code == code
+    assert not caught.outcome_unknown
     if fault == "rate_limit":
         # No Retry-After from LinkedIn: a minute, and the daily budget is spent until midnight.
-        assert caught.value.retry_after == 60.0
+        assert caught.retry_after == 60.0
         assert client.rate_limit.remaining == 0
         tomorrow = datetime.now(UTC).date() + timedelta(days=1)
         assert (
@@ -162,16 +159,16 @@ async def test_validation_errors_are_permanent_with_the_platform_message(
     sandbox: Sandbox,
 ) -> None:
     client, tokens, profile = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="x" * 3001), [])
-    assert caught.value.kind is FailureKind.PERMANENT and caught.value.status == 422
-    assert "/commentary" in caught.value.message and "3000" in caught.value.message
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="x" * 3001), [])
+    )
+    assert caught.kind is FailureKind.PERMANENT and caught.status == 422
+    assert "/commentary" in caught.message and "3000" in caught.message
 
     client.api_version = "202001"
-    with pytest.raises(PlatformError) as sunset:
-        await client.publish(tokens.access_token, profile, PublishContent(text="x"), [])
-    assert sunset.value.kind is FailureKind.PERMANENT
-    assert sunset.value.code == "nonexistent_version"
+    sunset = await fails(client.publish(tokens.access_token, profile, PublishContent(text="x"), []))
+    assert sunset.kind is FailureKind.PERMANENT
+    assert sunset.code == "nonexistent_version"
 
 
 async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -> None:
@@ -179,9 +176,10 @@ async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -
     since = datetime.now(UTC)
     await sandbox.fault("linkedin", "timeout_after_create")
     text = "Once (and only once) #reliability"
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text=text), [])
-    assert caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text=text), [])
+    )
+    assert caught.outcome_unknown
 
     found = await client.find_recent(tokens.access_token, profile, text=text, since=since)
     [post] = await sandbox.posts("linkedin")
@@ -198,9 +196,8 @@ async def test_refresh_rotates_tokens(sandbox: Sandbox) -> None:
     assert (await client.profile(fresh.access_token)).platform_account_id == (
         profile.platform_account_id
     )
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete(sandbox: Sandbox) -> None:
@@ -223,16 +220,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     assert stored is not None
     stored.created_at -= timedelta(hours=1)
     first = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)
-    assert set(first) == {
-        "likes",
-        "comments",
-        "shares",
-        "saves",
-        "impressions",
-        "reach",
-        "clicks",
-        "video_views",
-    }
+    assert set(first) == METRIC_NAMES
     assert first["impressions"] > first["reach"] > 0
     stored.created_at -= timedelta(hours=24)
     second = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)

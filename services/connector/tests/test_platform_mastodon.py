@@ -4,13 +4,21 @@ error classification, read-back after an unknown outcome, delete, metrics, rate 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from platform_support import Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_bearer,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
-from chorus_connector.platforms.base import AccountProfile, PlatformError
 from chorus_connector.platforms.mastodon import MastodonClient
 from chorus_connector.platforms.registry import client_class
 from chorus_contracts.events.common import Platform
@@ -21,18 +29,7 @@ pytestmark = pytest.mark.integration
 PLATFORM = "mastodon"
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[MastodonClient, str, AccountProfile]:
-    client = sandbox.client(MastodonClient, timeout=timeout)
-    tokens = await connect(client, sandbox.http)
-    return client, tokens.access_token, await client.profile(tokens.access_token)
+connected = partial(connect_bearer, cls=MastodonClient)
 
 
 def content(text: str = "Hello fediverse", **extra: object) -> PublishContent:
@@ -54,12 +51,13 @@ async def test_oauth_round_trip_with_pkce(sandbox: Sandbox) -> None:
     assert profile.followers is not None
 
     grant = await authorize(client, sandbox.http)
-    with pytest.raises(PlatformError) as wrong:
-        await client.exchange_code(
+    wrong = await fails(
+        client.exchange_code(
             code=grant.code, redirect_uri=grant.redirect_uri, code_verifier="not-the-verifier"
         )
-    assert wrong.value.kind is FailureKind.AUTH
-    assert wrong.value.code == "invalid_grant"
+    )
+    assert wrong.kind is FailureKind.AUTH
+    assert wrong.code == "invalid_grant"
 
 
 async def test_publish_with_media_makes_exactly_one_status(sandbox: Sandbox) -> None:
@@ -103,11 +101,10 @@ async def test_same_idempotency_key_twice_makes_one_status(sandbox: Sandbox) -> 
 async def test_rate_limit_is_transient_with_retry_after(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "rate_limit", operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.TRANSIENT
-    assert caught.value.status == 429
-    assert caught.value.retry_after is not None and caught.value.retry_after > 0
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.TRANSIENT
+    assert caught.status == 429
+    assert caught.retry_after is not None and caught.retry_after > 0
     assert client.rate_limit.remaining == 0
     assert await sandbox.posts(PLATFORM) == []
 
@@ -115,29 +112,26 @@ async def test_rate_limit_is_transient_with_retry_after(sandbox: Sandbox) -> Non
 async def test_server_error_is_transient(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "server_error")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.TRANSIENT
-    assert not caught.value.outcome_unknown
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.TRANSIENT
+    assert not caught.outcome_unknown
 
 
 @pytest.mark.parametrize("kind", ["token_expired", "invalid_token"])
 async def test_token_problems_are_auth(sandbox: Sandbox, kind: str) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, kind)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.AUTH
-    assert caught.value.code == kind
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.AUTH
+    assert caught.code == kind
 
 
 async def test_validation_error_is_permanent_with_the_platform_message(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content("x" * 501), [])
-    assert caught.value.kind is FailureKind.PERMANENT
-    assert caught.value.status == 422
-    assert "character limit of 500" in caught.value.message
+    caught = await fails(client.publish(token, account, content("x" * 501), []))
+    assert caught.kind is FailureKind.PERMANENT
+    assert caught.status == 422
+    assert "character limit of 500" in caught.message
 
 
 async def test_timeout_after_create_is_unknown_and_read_back_finds_the_status(
@@ -147,10 +141,11 @@ async def test_timeout_after_create_is_unknown_and_read_back_finds_the_status(
     since = datetime.now(UTC)
     await sandbox.fault(PLATFORM, "timeout_after_create")
     post = content("Did this go out? #maybe")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish_idempotent(token, account, post, [], idempotency_key="target-9")
-    assert caught.value.outcome_unknown
-    assert caught.value.kind is FailureKind.TRANSIENT
+    caught = await fails(
+        client.publish_idempotent(token, account, post, [], idempotency_key="target-9")
+    )
+    assert caught.outcome_unknown
+    assert caught.kind is FailureKind.TRANSIENT
 
     found = await client.find_recent(token, account, text=post.text, since=since)
     stored = await sandbox.posts(PLATFORM)
@@ -171,9 +166,8 @@ async def test_refresh_rotates_tokens(sandbox: Sandbox) -> None:
     fresh = await client.refresh(tokens.refresh_token)
     assert fresh.access_token != tokens.access_token
     assert (await client.profile(fresh.access_token)).platform_account_id
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete_removes_the_status_and_is_idempotent(sandbox: Sandbox) -> None:
@@ -188,16 +182,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     published = await client.publish(token, account, content("Count me"), [])
     first = await client.post_metrics(token, account, published.platform_post_id)
-    assert set(first) == {
-        "likes",
-        "comments",
-        "shares",
-        "saves",
-        "impressions",
-        "reach",
-        "clicks",
-        "video_views",
-    }
+    assert set(first) == METRIC_NAMES
     stored = sandbox.store.get_post(PLATFORM, published.platform_post_id)
     assert stored is not None
     stored.created_at -= timedelta(days=1)

@@ -5,14 +5,22 @@ delete, metrics, `x-ratelimit-*` headers."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from platform_support import Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_bearer,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
-from chorus_connector.platforms.base import AccountProfile, PlatformError
+from chorus_connector.platforms.base import AccountProfile
 from chorus_connector.platforms.pinterest import PinterestClient
 from chorus_connector.platforms.registry import client_class
 from chorus_contracts.events.common import Platform
@@ -21,22 +29,6 @@ from chorus_contracts.events.connector import FailureKind, PublishContent
 pytestmark = pytest.mark.integration
 
 PLATFORM = "pinterest"
-NORMALISED = {
-    "likes",
-    "comments",
-    "shares",
-    "saves",
-    "impressions",
-    "reach",
-    "clicks",
-    "video_views",
-}
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
 
 
 class Connected:
@@ -51,11 +43,9 @@ class Connected:
 
 
 async def connected(sandbox: Sandbox, *, timeout: float = 5.0) -> Connected:
-    client = sandbox.client(PinterestClient, timeout=timeout)
-    tokens = await connect(client, sandbox.http)
-    account = await client.profile(tokens.access_token)
-    boards = await client.boards(tokens.access_token)
-    return Connected(client, tokens.access_token, account, boards[0]["id"])
+    client, token, account = await connect_bearer(sandbox, cls=PinterestClient, timeout=timeout)
+    boards = await client.boards(token)
+    return Connected(client, token, account, boards[0]["id"])
 
 
 async def test_registry_finds_the_client() -> None:
@@ -80,16 +70,17 @@ async def test_oauth_round_trip_without_pkce(sandbox: Sandbox) -> None:
     assert profile.followers is not None
 
     grant = await authorize(client, sandbox.http)
-    with pytest.raises(PlatformError) as wrong_redirect:
-        await client.exchange_code(
+    wrong_redirect = await fails(
+        client.exchange_code(
             code=grant.code, redirect_uri="https://evil.test/cb", code_verifier=None
         )
-    assert wrong_redirect.value.kind is FailureKind.AUTH
-    with pytest.raises(PlatformError) as replayed:  # the code was spent by the failed attempt
-        await client.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert replayed.value.kind is FailureKind.AUTH
+    )
+    assert wrong_redirect.kind is FailureKind.AUTH
+    # The code was spent by the failed attempt.
+    replayed = await fails(
+        client.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert replayed.kind is FailureKind.AUTH
 
 
 async def test_publish_image_pin_makes_exactly_one_pin(sandbox: Sandbox) -> None:
@@ -130,11 +121,10 @@ async def test_carousel_and_video_pins(sandbox: Sandbox) -> None:
 async def test_rate_limit_is_transient_with_retry_after_from_reset(sandbox: Sandbox) -> None:
     c = await connected(sandbox)
     await sandbox.fault(PLATFORM, "rate_limit", operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await c.client.publish(c.token, c.account, c.content(), [media("a.jpg")])
-    assert caught.value.kind is FailureKind.TRANSIENT
-    assert caught.value.status == 429
-    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 60
+    caught = await fails(c.client.publish(c.token, c.account, c.content(), [media("a.jpg")]))
+    assert caught.kind is FailureKind.TRANSIENT
+    assert caught.status == 429
+    assert caught.retry_after is not None and 0 < caught.retry_after <= 60
     assert c.client.rate_limit.remaining == 0
     assert await sandbox.posts(PLATFORM) == []
 
@@ -142,33 +132,29 @@ async def test_rate_limit_is_transient_with_retry_after_from_reset(sandbox: Sand
 async def test_server_error_is_transient(sandbox: Sandbox) -> None:
     c = await connected(sandbox)
     await sandbox.fault(PLATFORM, "server_error")
-    with pytest.raises(PlatformError) as caught:
-        await c.client.publish(c.token, c.account, c.content(), [media("a.jpg")])
-    assert caught.value.kind is FailureKind.TRANSIENT
+    caught = await fails(c.client.publish(c.token, c.account, c.content(), [media("a.jpg")]))
+    assert caught.kind is FailureKind.TRANSIENT
 
 
 @pytest.mark.parametrize("kind", ["token_expired", "invalid_token"])
 async def test_token_problems_are_auth(sandbox: Sandbox, kind: str) -> None:
     c = await connected(sandbox)
     await sandbox.fault(PLATFORM, kind)
-    with pytest.raises(PlatformError) as caught:
-        await c.client.publish(c.token, c.account, c.content(), [media("a.jpg")])
-    assert caught.value.kind is FailureKind.AUTH
-    assert caught.value.message == "Authentication failed."
+    caught = await fails(c.client.publish(c.token, c.account, c.content(), [media("a.jpg")]))
+    assert caught.kind is FailureKind.AUTH
+    assert caught.message == "Authentication failed."
 
 
 async def test_validation_errors_are_permanent_with_the_platform_message(sandbox: Sandbox) -> None:
     c = await connected(sandbox)
     no_board = PublishContent(text="Where does this go?")
-    with pytest.raises(PlatformError) as caught:
-        await c.client.publish(c.token, c.account, no_board, [media("a.jpg")])
-    assert caught.value.kind is FailureKind.PERMANENT
-    assert caught.value.message == "Invalid request body: 'board_id' is a required property"
+    caught = await fails(c.client.publish(c.token, c.account, no_board, [media("a.jpg")]))
+    assert caught.kind is FailureKind.PERMANENT
+    assert caught.message == "Invalid request body: 'board_id' is a required property"
 
-    with pytest.raises(PlatformError) as no_media:
-        await c.client.publish(c.token, c.account, c.content(), [])
-    assert no_media.value.kind is FailureKind.PERMANENT
-    assert "'media_source' is a required property" in no_media.value.message
+    no_media = await fails(c.client.publish(c.token, c.account, c.content(), []))
+    assert no_media.kind is FailureKind.PERMANENT
+    assert "'media_source' is a required property" in no_media.message
     assert await sandbox.posts(PLATFORM) == []
 
 
@@ -179,9 +165,8 @@ async def test_timeout_after_create_is_unknown_and_read_back_finds_the_pin(
     since = datetime.now(UTC)
     await sandbox.fault(PLATFORM, "timeout_after_create")
     post = c.content("Did this pin stick?")
-    with pytest.raises(PlatformError) as caught:
-        await c.client.publish(c.token, c.account, post, [media("a.jpg")])
-    assert caught.value.outcome_unknown
+    caught = await fails(c.client.publish(c.token, c.account, post, [media("a.jpg")]))
+    assert caught.outcome_unknown
 
     stored = await sandbox.posts(PLATFORM)
     assert len(stored) == 1
@@ -199,9 +184,8 @@ async def test_refresh_rotates_tokens(sandbox: Sandbox) -> None:
     fresh = await client.refresh(tokens.refresh_token)
     assert fresh.access_token != tokens.access_token
     assert (await client.profile(fresh.access_token)).username
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete_removes_the_pin(sandbox: Sandbox) -> None:
@@ -216,7 +200,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     c = await connected(sandbox)
     published = await c.client.publish(c.token, c.account, c.content(), [media("clip.mp4")])
     first = await c.client.post_metrics(c.token, c.account, published.platform_post_id)
-    assert set(first) == NORMALISED
+    assert set(first) == METRIC_NAMES
     stored = sandbox.store.get_post(PLATFORM, published.platform_post_id)
     assert stored is not None
     stored.created_at -= timedelta(days=1)

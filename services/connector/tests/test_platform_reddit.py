@@ -5,15 +5,23 @@ read-back after an unknown outcome, delete, metrics, `x-ratelimit-*` headers."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from platform_support import Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_bearer,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
-from chorus_connector.platforms.base import AccountProfile, PlatformError
 from chorus_connector.platforms.reddit import (
     RedditClient,
     derive_title,
@@ -28,30 +36,9 @@ from chorus_contracts.events.connector import FailureKind, PublishContent
 pytestmark = pytest.mark.integration
 
 PLATFORM = "reddit"
-NORMALISED = {
-    "likes",
-    "comments",
-    "shares",
-    "saves",
-    "impressions",
-    "reach",
-    "clicks",
-    "video_views",
-}
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[RedditClient, str, AccountProfile]:
-    client = sandbox.client(RedditClient, timeout=timeout)
-    tokens = await connect(client, sandbox.http)
-    return client, tokens.access_token, await client.profile(tokens.access_token)
+connected = partial(connect_bearer, cls=RedditClient)
 
 
 def content(
@@ -85,12 +72,14 @@ async def test_oauth_round_trip_with_permanent_duration(sandbox: Sandbox) -> Non
     assert profile.followers is not None
 
     grant = await authorize(client, sandbox.http)
-    with pytest.raises(PlatformError) as wrong:  # Reddit answers a bad grant with a 200
-        await client.exchange_code(
+    # Reddit answers a bad grant with a 200.
+    wrong = await fails(
+        client.exchange_code(
             code="not-the-code", redirect_uri=grant.redirect_uri, code_verifier=None
         )
-    assert wrong.value.kind is FailureKind.AUTH
-    assert wrong.value.code == "invalid_grant"
+    )
+    assert wrong.kind is FailureKind.AUTH
+    assert wrong.code == "invalid_grant"
 
 
 async def test_self_post_makes_exactly_one_submission(sandbox: Sandbox) -> None:
@@ -124,19 +113,17 @@ async def test_link_and_image_submissions(sandbox: Sandbox) -> None:
     ]
     assert bodies[0]["url"] == "https://example.com/l"
     assert bodies[1]["url"].endswith("/photo.jpg")
-    with pytest.raises(PlatformError) as video:
-        await client.publish(token, account, content(), [media("clip.mp4")])
-    assert video.value.kind is FailureKind.PERMANENT
+    video = await fails(client.publish(token, account, content(), [media("clip.mp4")]))
+    assert video.kind is FailureKind.PERMANENT
 
 
 async def test_rate_limit_is_transient_with_retry_after_from_reset(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "rate_limit", operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.TRANSIENT
-    assert caught.value.status == 429
-    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 600
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.TRANSIENT
+    assert caught.status == 429
+    assert caught.retry_after is not None and 0 < caught.retry_after <= 600
     assert client.rate_limit.remaining == 0
     assert await sandbox.posts(PLATFORM) == []
 
@@ -152,31 +139,27 @@ def test_submit_ratelimit_error_names_its_wait() -> None:
 async def test_server_error_is_transient(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "server_error")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.TRANSIENT
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.TRANSIENT
 
 
 @pytest.mark.parametrize("kind", ["token_expired", "invalid_token"])
 async def test_token_problems_are_auth(sandbox: Sandbox, kind: str) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, kind)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [])
-    assert caught.value.kind is FailureKind.AUTH
-    assert caught.value.status == 401
+    caught = await fails(client.publish(token, account, content(), []))
+    assert caught.kind is FailureKind.AUTH
+    assert caught.status == 401
 
 
 async def test_missing_subreddit_is_permanent_with_the_platform_message(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(subreddit=None), [])
-    assert caught.value.kind is FailureKind.PERMANENT
-    assert caught.value.code == "SUBREDDIT_REQUIRED"
-    assert caught.value.message == "you must specify a subreddit (field: sr)"
-    with pytest.raises(PlatformError) as bad:
-        await client.publish(token, account, content(subreddit="no such place!"), [])
-    assert bad.value.code == "SUBREDDIT_NOEXIST"
+    caught = await fails(client.publish(token, account, content(subreddit=None), []))
+    assert caught.kind is FailureKind.PERMANENT
+    assert caught.code == "SUBREDDIT_REQUIRED"
+    assert caught.message == "you must specify a subreddit (field: sr)"
+    bad = await fails(client.publish(token, account, content(subreddit="no such place!"), []))
+    assert bad.code == "SUBREDDIT_NOEXIST"
     assert await sandbox.posts(PLATFORM) == []
 
 
@@ -187,9 +170,8 @@ async def test_timeout_after_create_is_unknown_and_read_back_finds_the_submissio
     since = datetime.now(UTC)
     await sandbox.fault(PLATFORM, "timeout_after_create")
     post = content("Did this go up?\n\nAsking for a friend.")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, post, [])
-    assert caught.value.outcome_unknown
+    caught = await fails(client.publish(token, account, post, []))
+    assert caught.outcome_unknown
 
     stored = await sandbox.posts(PLATFORM)
     assert len(stored) == 1
@@ -207,9 +189,8 @@ async def test_refresh_rotates_tokens(sandbox: Sandbox) -> None:
     fresh = await client.refresh(tokens.refresh_token)
     assert fresh.access_token != tokens.access_token
     assert (await client.profile(fresh.access_token)).username
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete_removes_the_submission(sandbox: Sandbox) -> None:
@@ -224,7 +205,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     published = await client.publish(token, account, content(), [])
     first = await client.post_metrics(token, account, published.platform_post_id)
-    assert set(first) == NORMALISED
+    assert set(first) == METRIC_NAMES
     stored = sandbox.store.get_post(PLATFORM, published.platform_post_id.removeprefix("t3_"))
     assert stored is not None
     stored.created_at -= timedelta(days=1)

@@ -4,37 +4,30 @@ unknown outcome, refresh, delete, insights and usage headers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from platform_support import APP, Sandbox, authorize, connect, media, running_sandbox
-
-from chorus_connector.platforms.base import (
-    AccountProfile,
-    AppCredentials,
-    OAuthTokens,
-    PlatformError,
+from platform_support import (
+    APP,
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_client,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
 )
+
+from chorus_connector.platforms.base import AppCredentials
 from chorus_connector.platforms.threads import ThreadsClient
 from chorus_contracts.events.connector import FailureKind, PublishContent
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[ThreadsClient, OAuthTokens, AccountProfile]:
-    client = sandbox.client(ThreadsClient, timeout=timeout)
-    client.poll_interval = 0.001
-    tokens = await connect(client, sandbox.http)
-    return client, tokens, await client.profile(tokens.access_token)
+connected = partial(connect_client, cls=ThreadsClient, poll_interval=0.001)
 
 
 async def test_oauth_round_trip_exchanges_for_a_long_lived_token(sandbox: Sandbox) -> None:
@@ -55,17 +48,15 @@ async def test_oauth_round_trip_exchanges_for_a_long_lived_token(sandbox: Sandbo
     wrong = ThreadsClient(
         sandbox.new_http(), client.endpoints, AppCredentials(APP.client_id, "not-the-secret")
     )
-    with pytest.raises(PlatformError) as bad_secret:
-        await wrong.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert bad_secret.value.kind is FailureKind.AUTH
+    bad_secret = await fails(
+        wrong.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert bad_secret.kind is FailureKind.AUTH
     await client.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
-    with pytest.raises(PlatformError) as reused:
-        await client.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert reused.value.kind is FailureKind.AUTH and reused.value.code == "graph_100_36009"
+    reused = await fails(
+        client.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert reused.kind is FailureKind.AUTH and reused.code == "graph_100_36009"
 
 
 async def test_publish_text_post(sandbox: Sandbox) -> None:
@@ -116,31 +107,34 @@ async def test_faults_map_to_failure_kinds(
 ) -> None:
     client, tokens, profile = await connected(sandbox)
     await sandbox.fault("threads", fault, operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
-    assert caught.value.kind is kind and caught.value.code == code
-    assert not caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
+    )
+    assert caught.kind is kind and caught.code == code
+    assert not caught.outcome_unknown
     if fault == "rate_limit":
-        assert caught.value.retry_after == 60.0
+        assert caught.retry_after == 60.0
         assert client.rate_limit.remaining == 0
     assert await sandbox.posts("threads") == []
 
 
 async def test_validation_errors_are_permanent_with_the_graph_message(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="x" * 501), [])
-    assert caught.value.kind is FailureKind.PERMANENT and caught.value.code == "graph_100"
-    assert "at most 500 characters" in caught.value.message
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="x" * 501), [])
+    )
+    assert caught.kind is FailureKind.PERMANENT and caught.code == "graph_100"
+    assert "at most 500 characters" in caught.message
 
 
 async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox, timeout=0.2)
     since = datetime.now(UTC)
     await sandbox.fault("threads", "timeout_after_create")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="Just once"), [])
-    assert caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="Just once"), [])
+    )
+    assert caught.outcome_unknown
 
     found = await client.find_recent(tokens.access_token, profile, text="Just once", since=since)
     [post] = await sandbox.posts("threads")
@@ -154,9 +148,8 @@ async def test_refresh_rotates_the_long_lived_token(sandbox: Sandbox) -> None:
     fresh = await client.refresh(tokens.refresh_token)
     assert fresh.access_token != tokens.access_token and fresh.refresh_token == fresh.access_token
     assert await client.profile(fresh.access_token) == profile
-    with pytest.raises(PlatformError) as old:
-        await client.refresh(tokens.refresh_token)
-    assert old.value.kind is FailureKind.AUTH
+    old = await fails(client.refresh(tokens.refresh_token))
+    assert old.kind is FailureKind.AUTH
 
 
 async def test_delete(sandbox: Sandbox) -> None:
@@ -179,16 +172,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     assert stored is not None
     stored.created_at -= timedelta(hours=1)
     first = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)
-    assert set(first) == {
-        "likes",
-        "comments",
-        "shares",
-        "saves",
-        "impressions",
-        "reach",
-        "clicks",
-        "video_views",
-    }
+    assert set(first) == METRIC_NAMES
     assert first["video_views"] == first["impressions"] > 0
     stored.created_at -= timedelta(hours=24)
     second = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)

@@ -5,18 +5,23 @@ after an unknown outcome, refresh, no deletion, and Display API metrics."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from platform_support import APP, Sandbox, authorize, connect, media, running_sandbox
-
-from chorus_connector.platforms.base import (
-    AccountProfile,
-    AppCredentials,
-    OAuthTokens,
-    PlatformError,
+from platform_support import (
+    APP,
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_client,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
 )
+
+from chorus_connector.platforms.base import AppCredentials
 from chorus_connector.platforms.tiktok import TikTokClient
 from chorus_contracts.events.connector import FailureKind, PublishContent
 from chorus_sandbox.platforms.tiktok import READY_AFTER_SECONDS
@@ -26,19 +31,7 @@ pytestmark = pytest.mark.integration
 CLIP = media("clip.mp4")
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[TikTokClient, OAuthTokens, AccountProfile]:
-    client = sandbox.client(TikTokClient, timeout=timeout)
-    client.poll_interval = 0.001
-    tokens = await connect(client, sandbox.http)
-    return client, tokens, await client.profile(tokens.access_token)
+connected = partial(connect_client, cls=TikTokClient, poll_interval=0.001)
 
 
 async def test_oauth_round_trip(sandbox: Sandbox) -> None:
@@ -59,17 +52,15 @@ async def test_oauth_round_trip(sandbox: Sandbox) -> None:
     wrong = TikTokClient(
         sandbox.new_http(), client.endpoints, AppCredentials(APP.client_id, "not-the-secret")
     )
-    with pytest.raises(PlatformError) as bad_secret:
-        await wrong.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert bad_secret.value.kind is FailureKind.AUTH and bad_secret.value.code == "invalid_client"
+    bad_secret = await fails(
+        wrong.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert bad_secret.kind is FailureKind.AUTH and bad_secret.code == "invalid_client"
     await client.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
-    with pytest.raises(PlatformError) as reused:
-        await client.exchange_code(
-            code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None
-        )
-    assert reused.value.kind is FailureKind.AUTH and reused.value.code == "invalid_grant"
+    reused = await fails(
+        client.exchange_code(code=grant.code, redirect_uri=grant.redirect_uri, code_verifier=None)
+    )
+    assert reused.kind is FailureKind.AUTH and reused.code == "invalid_grant"
 
 
 async def test_publish_video_pulls_from_url_and_polls_status(sandbox: Sandbox) -> None:
@@ -111,9 +102,10 @@ async def test_publish_photos_and_a_private_video(sandbox: Sandbox) -> None:
 async def test_posts_without_exactly_one_video_or_photos_are_refused(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox)
     for items in ([], [CLIP, media("a.jpg")]):
-        with pytest.raises(PlatformError) as caught:
-            await client.publish(tokens.access_token, profile, PublishContent(text="x"), items)
-        assert caught.value.kind is FailureKind.PERMANENT
+        caught = await fails(
+            client.publish(tokens.access_token, profile, PublishContent(text="x"), items)
+        )
+        assert caught.kind is FailureKind.PERMANENT
     assert await sandbox.posts("tiktok") == []
 
 
@@ -131,12 +123,13 @@ async def test_faults_map_to_failure_kinds(
 ) -> None:
     client, tokens, profile = await connected(sandbox)
     await sandbox.fault("tiktok", fault, operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="hi"), [CLIP])
-    assert caught.value.kind is kind and caught.value.code == code
-    assert not caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="hi"), [CLIP])
+    )
+    assert caught.kind is kind and caught.code == code
+    assert not caught.outcome_unknown
     if fault == "rate_limit":
-        assert caught.value.retry_after == 60.0  # one-minute windows, no headers
+        assert caught.retry_after == 60.0  # one-minute windows, no headers
         assert client.rate_limit.remaining == 0
     assert await sandbox.posts("tiktok") == []
 
@@ -145,9 +138,10 @@ async def test_the_per_minute_init_limit_answers_429(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox)
     for n in range(6):
         await client.publish(tokens.access_token, profile, PublishContent(text=f"#{n}"), [CLIP])
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="7th"), [CLIP])
-    assert caught.value.kind is FailureKind.TRANSIENT and caught.value.status == 429
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="7th"), [CLIP])
+    )
+    assert caught.kind is FailureKind.TRANSIENT and caught.status == 429
     assert client.rate_limit.reset_at is not None
     await client.account_metrics(tokens.access_token, profile)
     assert client.rate_limit.remaining is None  # a successful call clears the throttle
@@ -157,25 +151,26 @@ async def test_validation_errors_are_permanent_with_the_platform_message(
     sandbox: Sandbox,
 ) -> None:
     client, tokens, profile = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="x" * 2201), [CLIP])
-    assert caught.value.kind is FailureKind.PERMANENT and caught.value.code == "invalid_params"
-    assert "longer than 2200" in caught.value.message
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="x" * 2201), [CLIP])
+    )
+    assert caught.kind is FailureKind.PERMANENT and caught.code == "invalid_params"
+    assert "longer than 2200" in caught.message
 
     everyone = PublishContent(text="x", options={"privacy_level": "EVERYONE"})
-    with pytest.raises(PlatformError) as privacy:
-        await client.publish(tokens.access_token, profile, everyone, [CLIP])
-    assert privacy.value.kind is FailureKind.PERMANENT
-    assert privacy.value.code == "privacy_level_option_mismatch"
+    privacy = await fails(client.publish(tokens.access_token, profile, everyone, [CLIP]))
+    assert privacy.kind is FailureKind.PERMANENT
+    assert privacy.code == "privacy_level_option_mismatch"
 
 
 async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox, timeout=0.2)
     since = datetime.now(UTC)
     await sandbox.fault("tiktok", "timeout_after_create")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="Once"), [CLIP])
-    assert caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="Once"), [CLIP])
+    )
+    assert caught.outcome_unknown
 
     await asyncio.sleep(READY_AFTER_SECONDS)
     found = await client.find_recent(tokens.access_token, profile, text="Once", since=since)
@@ -188,9 +183,10 @@ async def test_still_processing_is_an_unknown_outcome(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox)
     client.poll_attempts = 1
     since = datetime.now(UTC)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="Slow"), [CLIP])
-    assert caught.value.outcome_unknown and caught.value.code == "still_processing"
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="Slow"), [CLIP])
+    )
+    assert caught.outcome_unknown and caught.code == "still_processing"
     await asyncio.sleep(READY_AFTER_SECONDS)
     found = await client.find_recent(tokens.access_token, profile, text="Slow", since=since)
     assert found is not None
@@ -203,20 +199,17 @@ async def test_refresh_rotates_tokens(sandbox: Sandbox) -> None:
     assert fresh.access_token != tokens.access_token
     assert fresh.refresh_token and fresh.refresh_token != tokens.refresh_token
     assert await client.profile(fresh.access_token) == profile
-    with pytest.raises(PlatformError) as old:
-        await client.profile(tokens.access_token)
-    assert old.value.kind is FailureKind.AUTH
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    old = await fails(client.profile(tokens.access_token))
+    assert old.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete_is_not_offered(sandbox: Sandbox) -> None:
     client, tokens, profile = await connected(sandbox)
     published = await client.publish(tokens.access_token, profile, PublishContent(text="x"), [CLIP])
-    with pytest.raises(PlatformError) as caught:
-        await client.delete(tokens.access_token, profile, published.platform_post_id)
-    assert caught.value.kind is FailureKind.PERMANENT and caught.value.code == "not_supported"
+    caught = await fails(client.delete(tokens.access_token, profile, published.platform_post_id))
+    assert caught.kind is FailureKind.PERMANENT and caught.code == "not_supported"
 
 
 async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
@@ -226,16 +219,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     assert stored is not None
     stored.created_at -= timedelta(hours=1)
     first = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)
-    assert set(first) == {
-        "likes",
-        "comments",
-        "shares",
-        "saves",
-        "impressions",
-        "reach",
-        "clicks",
-        "video_views",
-    }
+    assert set(first) == METRIC_NAMES
     assert first["video_views"] == first["impressions"] > 0
     stored.created_at -= timedelta(hours=24)
     second = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)

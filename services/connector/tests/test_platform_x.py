@@ -4,32 +4,28 @@ read-back after an unknown outcome, refresh, delete, metrics and rate-limit head
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from platform_support import Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_client,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
-from chorus_connector.platforms.base import AccountProfile, OAuthTokens, PlatformError
 from chorus_connector.platforms.x import XClient
 from chorus_contracts.events.connector import FailureKind, PublishContent
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[XClient, OAuthTokens, AccountProfile]:
-    client = sandbox.client(XClient, timeout=timeout)
-    client.poll_interval = 0.001
-    tokens = await connect(client, sandbox.http)
-    return client, tokens, await client.profile(tokens.access_token)
+connected = partial(connect_client, cls=XClient, poll_interval=0.001)
 
 
 async def test_oauth_pkce_round_trip(sandbox: Sandbox) -> None:
@@ -47,12 +43,13 @@ async def test_oauth_pkce_round_trip(sandbox: Sandbox) -> None:
     assert profile.username.startswith("x_user_") and profile.followers is not None
 
     grant = await authorize(client, sandbox.http)
-    with pytest.raises(PlatformError) as caught:
-        await client.exchange_code(
+    caught = await fails(
+        client.exchange_code(
             code=grant.code, redirect_uri=grant.redirect_uri, code_verifier="wrong-verifier"
         )
-    assert caught.value.kind is FailureKind.AUTH
-    assert caught.value.code == "invalid_request"
+    )
+    assert caught.kind is FailureKind.AUTH
+    assert caught.code == "invalid_request"
 
 
 async def test_publish_text_stores_exactly_one_post(sandbox: Sandbox) -> None:
@@ -99,13 +96,14 @@ async def test_publish_with_image_and_video_uploads_media(sandbox: Sandbox) -> N
 async def test_faults_map_to_failure_kinds(sandbox: Sandbox, fault: str, kind: FailureKind) -> None:
     client, tokens, profile = await connected(sandbox)
     await sandbox.fault("x", fault, operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
-    assert caught.value.kind is kind
-    assert not caught.value.outcome_unknown
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="hi"), [])
+    )
+    assert caught.kind is kind
+    assert not caught.outcome_unknown
     if fault == "rate_limit":
-        assert caught.value.status == 429
-        assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 61
+        assert caught.status == 429
+        assert caught.retry_after is not None and 0 < caught.retry_after <= 61
         assert client.rate_limit.remaining == 0
     assert await sandbox.posts("x") == []
 
@@ -114,17 +112,19 @@ async def test_validation_errors_are_permanent_with_the_platform_message(
     sandbox: Sandbox,
 ) -> None:
     client, tokens, profile = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, PublishContent(text="x" * 300), [])
-    assert caught.value.kind is FailureKind.PERMANENT
-    assert caught.value.status == 400
-    assert "too long" in caught.value.message
+    caught = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="x" * 300), [])
+    )
+    assert caught.kind is FailureKind.PERMANENT
+    assert caught.status == 400
+    assert "too long" in caught.message
 
     await client.publish(tokens.access_token, profile, PublishContent(text="same"), [])
-    with pytest.raises(PlatformError) as duplicate:
-        await client.publish(tokens.access_token, profile, PublishContent(text="same"), [])
-    assert duplicate.value.kind is FailureKind.PERMANENT
-    assert duplicate.value.code == "duplicate_content"
+    duplicate = await fails(
+        client.publish(tokens.access_token, profile, PublishContent(text="same"), [])
+    )
+    assert duplicate.kind is FailureKind.PERMANENT
+    assert duplicate.code == "duplicate_content"
 
 
 async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -> None:
@@ -132,9 +132,8 @@ async def test_timeout_after_create_is_resolved_by_read_back(sandbox: Sandbox) -
     since = datetime.now(UTC)
     await sandbox.fault("x", "timeout_after_create")
     content = PublishContent(text="Posted once, https://chorus.test/a only")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(tokens.access_token, profile, content, [])
-    assert caught.value.outcome_unknown and caught.value.kind is FailureKind.TRANSIENT
+    caught = await fails(client.publish(tokens.access_token, profile, content, []))
+    assert caught.outcome_unknown and caught.kind is FailureKind.TRANSIENT
 
     found = await client.find_recent(tokens.access_token, profile, text=content.text, since=since)
     [post] = await sandbox.posts("x")
@@ -155,12 +154,10 @@ async def test_refresh_rotates_tokens(sandbox: Sandbox) -> None:
     assert fresh.access_token != tokens.access_token
     assert fresh.refresh_token and fresh.refresh_token != tokens.refresh_token
     assert (await client.profile(fresh.access_token)).platform_account_id
-    with pytest.raises(PlatformError) as old_access:
-        await client.profile(tokens.access_token)
-    assert old_access.value.kind is FailureKind.AUTH
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    old_access = await fails(client.profile(tokens.access_token))
+    assert old_access.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete(sandbox: Sandbox) -> None:
@@ -183,16 +180,7 @@ async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     assert stored is not None
     stored.created_at -= timedelta(hours=1)
     first = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)
-    assert set(first) == {
-        "likes",
-        "comments",
-        "shares",
-        "saves",
-        "impressions",
-        "reach",
-        "clicks",
-        "video_views",
-    }
+    assert set(first) == METRIC_NAMES
     assert first["impressions"] > 0 and first["video_views"] > 0
     stored.created_at -= timedelta(hours=24)
     second = await client.post_metrics(tokens.access_token, profile, published.platform_post_id)

@@ -4,15 +4,23 @@ unknown outcome, delete, metrics."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from platform_support import Sandbox, authorize, connect, media, running_sandbox
+from platform_support import (
+    METRIC_NAMES,
+    Sandbox,
+    authorize,
+    connect,
+    connect_bearer,
+    fails,
+    media,
+    sandbox_fixture,  # noqa: F401 (the `sandbox` fixture)
+)
 
-from chorus_connector.platforms.base import AccountProfile, PlatformError
 from chorus_connector.platforms.registry import client_class
 from chorus_connector.platforms.youtube import (
     YouTubeClient,
@@ -26,30 +34,9 @@ from chorus_sandbox.platforms.youtube import google_error
 pytestmark = pytest.mark.integration
 
 PLATFORM = "youtube"
-NORMALISED = {
-    "likes",
-    "comments",
-    "shares",
-    "saves",
-    "impressions",
-    "reach",
-    "clicks",
-    "video_views",
-}
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox() as running:
-        yield running
-
-
-async def connected(
-    sandbox: Sandbox, *, timeout: float = 5.0
-) -> tuple[YouTubeClient, str, AccountProfile]:
-    client = sandbox.client(YouTubeClient, timeout=timeout)
-    tokens = await connect(client, sandbox.http)
-    return client, tokens.access_token, await client.profile(tokens.access_token)
+connected = partial(connect_bearer, cls=YouTubeClient)
 
 
 def content(
@@ -80,12 +67,13 @@ async def test_oauth_round_trip_with_pkce_and_offline_access(sandbox: Sandbox) -
     assert profile.followers is not None
 
     grant = await authorize(client, sandbox.http)
-    with pytest.raises(PlatformError) as wrong:
-        await client.exchange_code(
+    wrong = await fails(
+        client.exchange_code(
             code=grant.code, redirect_uri=grant.redirect_uri, code_verifier="not-the-verifier"
         )
-    assert wrong.value.kind is FailureKind.AUTH
-    assert wrong.value.code == "invalid_grant"
+    )
+    assert wrong.kind is FailureKind.AUTH
+    assert wrong.code == "invalid_grant"
 
 
 async def test_publish_uploads_exactly_one_video(sandbox: Sandbox) -> None:
@@ -115,21 +103,19 @@ async def test_publish_uploads_exactly_one_video(sandbox: Sandbox) -> None:
 async def test_a_post_without_exactly_one_video_is_refused(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     for files in ([], [media("a.jpg")], [media("a.mp4"), media("b.mp4")]):
-        with pytest.raises(PlatformError) as caught:
-            await client.publish(token, account, content(), files)
-        assert caught.value.kind is FailureKind.PERMANENT
-        assert caught.value.code == "video_required"
+        caught = await fails(client.publish(token, account, content(), files))
+        assert caught.kind is FailureKind.PERMANENT
+        assert caught.code == "video_required"
     assert await sandbox.posts(PLATFORM) == []
 
 
 async def test_rate_limit_is_transient_with_retry_after(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "rate_limit", operation="publish")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [media("clip.mp4")])
-    assert caught.value.kind is FailureKind.TRANSIENT
-    assert (caught.value.status, caught.value.code) == (403, "rateLimitExceeded")
-    assert caught.value.retry_after == 30
+    caught = await fails(client.publish(token, account, content(), [media("clip.mp4")]))
+    assert caught.kind is FailureKind.TRANSIENT
+    assert (caught.status, caught.code) == (403, "rateLimitExceeded")
+    assert caught.retry_after == 30
     assert client.rate_limit.remaining == 0 and client.rate_limit.retry_after == 30
     assert await sandbox.posts(PLATFORM) == []
 
@@ -158,29 +144,26 @@ def test_quota_exceeded_waits_for_the_pacific_midnight_reset() -> None:
 async def test_server_error_is_transient(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, "server_error")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [media("clip.mp4")])
-    assert caught.value.kind is FailureKind.TRANSIENT
-    assert caught.value.code == "backendError"
+    caught = await fails(client.publish(token, account, content(), [media("clip.mp4")]))
+    assert caught.kind is FailureKind.TRANSIENT
+    assert caught.code == "backendError"
 
 
 @pytest.mark.parametrize("kind", ["token_expired", "invalid_token"])
 async def test_token_problems_are_auth(sandbox: Sandbox, kind: str) -> None:
     client, token, account = await connected(sandbox)
     await sandbox.fault(PLATFORM, kind)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(), [media("clip.mp4")])
-    assert caught.value.kind is FailureKind.AUTH
-    assert caught.value.code == "authError"
+    caught = await fails(client.publish(token, account, content(), [media("clip.mp4")]))
+    assert caught.kind is FailureKind.AUTH
+    assert caught.code == "authError"
 
 
 async def test_missing_title_is_permanent_with_the_platform_message(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, content(title=None), [media("clip.mp4")])
-    assert caught.value.kind is FailureKind.PERMANENT
-    assert caught.value.code == "invalidTitle"
-    assert caught.value.message == "The request metadata specifies an invalid or empty video title."
+    caught = await fails(client.publish(token, account, content(title=None), [media("clip.mp4")]))
+    assert caught.kind is FailureKind.PERMANENT
+    assert caught.code == "invalidTitle"
+    assert caught.message == "The request metadata specifies an invalid or empty video title."
     assert await sandbox.posts(PLATFORM) == []
 
 
@@ -191,9 +174,8 @@ async def test_timeout_after_create_is_unknown_and_read_back_finds_the_video(
     since = datetime.now(UTC)
     await sandbox.fault(PLATFORM, "timeout_after_create")
     post = content("Did this upload finish?")
-    with pytest.raises(PlatformError) as caught:
-        await client.publish(token, account, post, [media("clip.mp4")])
-    assert caught.value.outcome_unknown
+    caught = await fails(client.publish(token, account, post, [media("clip.mp4")]))
+    assert caught.outcome_unknown
 
     stored = await sandbox.posts(PLATFORM)
     assert len(stored) == 1
@@ -212,9 +194,8 @@ async def test_refresh_keeps_working(sandbox: Sandbox) -> None:
     assert fresh.access_token != tokens.access_token
     assert fresh.refresh_token  # Google keeps it; the sandbox rotates it
     assert (await client.profile(fresh.access_token)).platform_account_id
-    with pytest.raises(PlatformError) as reused:
-        await client.refresh(tokens.refresh_token)
-    assert reused.value.kind is FailureKind.AUTH
+    reused = await fails(client.refresh(tokens.refresh_token))
+    assert reused.kind is FailureKind.AUTH
 
 
 async def test_delete_removes_the_video(sandbox: Sandbox) -> None:
@@ -223,16 +204,15 @@ async def test_delete_removes_the_video(sandbox: Sandbox) -> None:
     await client.delete(token, account, published.platform_post_id)
     assert [p["status"] for p in await sandbox.posts(PLATFORM)] == ["deleted"]
     await client.delete(token, account, published.platform_post_id)  # already gone: fine
-    with pytest.raises(PlatformError) as gone:
-        await client.post_metrics(token, account, published.platform_post_id)
-    assert gone.value.kind is FailureKind.PERMANENT
+    gone = await fails(client.post_metrics(token, account, published.platform_post_id))
+    assert gone.kind is FailureKind.PERMANENT
 
 
 async def test_metrics_are_normalised_and_grow(sandbox: Sandbox) -> None:
     client, token, account = await connected(sandbox)
     published = await client.publish(token, account, content(), [media("clip.mp4")])
     first = await client.post_metrics(token, account, published.platform_post_id)
-    assert set(first) == NORMALISED
+    assert set(first) == METRIC_NAMES
     stored = sandbox.store.get_post(PLATFORM, published.platform_post_id)
     assert stored is not None
     stored.created_at -= timedelta(days=1)

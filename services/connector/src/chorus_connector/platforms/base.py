@@ -6,6 +6,7 @@ import email.utils
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -215,6 +216,66 @@ def classify_status(status: int) -> FailureKind:
     return FailureKind.PERMANENT
 
 
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON (any shape), or `{}` when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return {}
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object, or `{}` when it is not one."""
+    body = json_body(response)
+    return body if isinstance(body, dict) else {}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time (`Z` allowed; UTC when it has no zone), or None."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+METRIC_KEYS = (
+    "likes",
+    "comments",
+    "shares",
+    "saves",
+    "impressions",
+    "reach",
+    "clicks",
+    "video_views",
+)
+
+
+def normalised(**known: Any) -> dict[str, int]:
+    """Post metrics under Chorus's names, 0 for what the platform does not report."""
+    return {k: int(known.get(k) or 0) for k in METRIC_KEYS}
+
+
+def status_error(response: httpx.Response, code: str, message: str) -> PlatformError:
+    """A failure classified by HTTP status alone, honouring `Retry-After`."""
+    return PlatformError(
+        classify_status(response.status_code),
+        code,
+        message,
+        status=response.status_code,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
 def expires_at(expires_in: Any) -> datetime | None:
     try:
         seconds = float(expires_in)
@@ -251,6 +312,21 @@ async def send(
             f"{client.platform.value}: {type(exc).__name__}",
             outcome_unknown=unknown,
         ) from exc
+
+
+async def send_observed(
+    client: PlatformClient,
+    request: httpx.Request,
+    creates: bool,
+    rate_limit_state: Callable[[httpx.Response], RateLimitState],
+    error_from: Callable[[httpx.Response, RateLimitState], PlatformError],
+) -> httpx.Response:
+    """`send`, then record the rate-limit headers and raise the platform's error if any."""
+    response = await send(client, request, creates=creates)
+    client.rate_limit = rate_limit_state(response)
+    if response.is_error:
+        raise error_from(response, client.rate_limit)
+    return response
 
 
 # -- composing text and reading it back ---------------------------------------------------------

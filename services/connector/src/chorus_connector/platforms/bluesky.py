@@ -41,10 +41,15 @@ from chorus_connector.platforms.base import (
     RateLimitState,
     classify_status,
     compose_text,
+    json_body,
     normalise_text,
+    normalised,
+    parse_float,
     parse_retry_after,
+    parse_time,
     posted_since,
     send,
+    send_observed,
     text_matches,
 )
 from chorus_contracts.events.common import Platform
@@ -95,20 +100,20 @@ class BlueskyClient(PlatformClient):
             form["code_verifier"] = code_verifier
         url = f"{self.endpoints.auth_base}/app-password/token"
         response = await self._request(self.http.build_request("POST", url, data=form))
-        return _tokens(_json(response))
+        return _tokens(json_body(response))
 
     async def login(self, identifier: str, app_password: str) -> OAuthTokens:
         """Open a session with a handle (or DID) and an app password."""
         body = {"identifier": identifier, "password": app_password}
         response = await self._xrpc("POST", "com.atproto.server.createSession", json=body)
-        return _tokens(_json(response))
+        return _tokens(json_body(response))
 
     async def refresh(self, refresh_token: str) -> OAuthTokens:
         response = await self._xrpc("POST", "com.atproto.server.refreshSession", refresh_token)
-        return _tokens(_json(response))
+        return _tokens(json_body(response))
 
     async def profile(self, access_token: str) -> AccountProfile:
-        session = _json(await self._xrpc("GET", "com.atproto.server.getSession", access_token))
+        session = json_body(await self._xrpc("GET", "com.atproto.server.getSession", access_token))
         profile = await self._profile(access_token, session["did"])
         return AccountProfile(
             platform_account_id=session["did"],
@@ -120,7 +125,7 @@ class BlueskyClient(PlatformClient):
     async def _profile(self, access_token: str, actor: str) -> dict[str, Any]:
         params = {"actor": actor}
         response = await self._xrpc("GET", "app.bsky.actor.getProfile", access_token, params=params)
-        body: dict[str, Any] = _json(response)
+        body: dict[str, Any] = json_body(response)
         return body
 
     # -- content -----------------------------------------------------------------------------
@@ -162,11 +167,11 @@ class BlueskyClient(PlatformClient):
         response = await self._xrpc(
             "POST", "com.atproto.repo.createRecord", access_token, json=body, creates=True
         )
-        uri = _json(response)["uri"]
+        uri = json_body(response)["uri"]
         return Published(
             platform_post_id=uri,
             url=post_url(account, uri),
-            published_at=_parse_time(record["createdAt"]) or datetime.now(UTC),
+            published_at=parse_time(record["createdAt"]) or datetime.now(UTC),
         )
 
     async def _facets(self, access_token: str, text: str) -> list[dict[str, Any]]:
@@ -192,7 +197,7 @@ class BlueskyClient(PlatformClient):
             if exc.kind is FailureKind.PERMANENT:
                 return None
             raise
-        did = _json(response).get("did")
+        did = json_body(response).get("did")
         return str(did) if did else None
 
     async def _embed(
@@ -240,7 +245,7 @@ class BlueskyClient(PlatformClient):
             content=download.content,
             headers={"Content-Type": item.mime_type},
         )
-        blob: dict[str, Any] = _json(response)["blob"]
+        blob: dict[str, Any] = json_body(response)["blob"]
         return blob
 
     async def find_recent(
@@ -254,7 +259,7 @@ class BlueskyClient(PlatformClient):
         response = await self._xrpc(
             "GET", "app.bsky.feed.getAuthorFeed", access_token, params=params
         )
-        for item in _json(response).get("feed", []):
+        for item in json_body(response).get("feed", []):
             post = item.get("post") or {}
             if (
                 item.get("reason")
@@ -262,7 +267,7 @@ class BlueskyClient(PlatformClient):
             ):
                 continue  # a repost, not this account's own post
             record = post.get("record") or {}
-            created = _parse_time(record.get("createdAt"))
+            created = parse_time(record.get("createdAt"))
             matches = text_matches(record.get("text") or "", text)
             if created and posted_since(created, since) and matches:
                 return Published(post["uri"], post_url(account, post["uri"]), created)
@@ -280,7 +285,7 @@ class BlueskyClient(PlatformClient):
     ) -> dict[str, int]:
         params = {"uris": [platform_post_id]}
         response = await self._xrpc("GET", "app.bsky.feed.getPosts", access_token, params=params)
-        posts = _json(response).get("posts") or []
+        posts = json_body(response).get("posts") or []
         if not posts:
             raise PlatformError(FailureKind.PERMANENT, "not_found", "Bluesky has no such post")
         post = posts[0]
@@ -319,11 +324,7 @@ class BlueskyClient(PlatformClient):
         return await self._request(request, creates=creates)
 
     async def _request(self, request: httpx.Request, *, creates: bool = False) -> httpx.Response:
-        response = await send(self, request, creates=creates)
-        self.rate_limit = rate_limit_state(response)
-        if response.is_error:
-            raise error_from(response, self.rate_limit)
-        return response
+        return await send_observed(self, request, creates, rate_limit_state, error_from)
 
 
 CLIENT = BlueskyClient
@@ -403,40 +404,21 @@ def jwt_expiry(token: str) -> datetime | None:
         return None
 
 
-def normalised(**known: Any) -> dict[str, int]:
-    keys = ("likes", "comments", "shares", "saves", "impressions", "reach", "clicks", "video_views")
-    return {k: int(known.get(k) or 0) for k in keys}
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}
 
 
 def rate_limit_state(response: httpx.Response) -> RateLimitState:
     """`ratelimit-limit/remaining` (counts) and `ratelimit-reset` (epoch seconds)."""
     h = response.headers
-    reset_at = _float(h.get("ratelimit-reset"))
+    reset_at = parse_float(h.get("ratelimit-reset"))
     retry_after = parse_retry_after(h.get("retry-after"))
     if response.status_code == 429 and retry_after is None and reset_at is not None:
         retry_after = max(1.0, reset_at - time.time())
-    limit, remaining = _float(h.get("ratelimit-limit")), _float(h.get("ratelimit-remaining"))
+    limit, remaining = (
+        parse_float(h.get("ratelimit-limit")),
+        parse_float(h.get("ratelimit-remaining")),
+    )
     return RateLimitState(
         limit=int(limit) if limit is not None else None,
         remaining=int(remaining) if remaining is not None else None,
@@ -445,18 +427,11 @@ def rate_limit_state(response: httpx.Response) -> RateLimitState:
     )
 
 
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def error_from(response: httpx.Response, rate: RateLimitState) -> PlatformError:
     """XRPC errors name themselves (`{"error", "message"}`): classify by name first, since
     a PDS answers `ExpiredToken` with a 400."""
     status = response.status_code
-    body = _json(response)
+    body = json_body(response)
     name = str(body.get("error") or "") if isinstance(body, dict) else ""
     message = str(body.get("message") or "") if isinstance(body, dict) else ""
     message = message or name or response.reason_phrase or f"HTTP {status}"

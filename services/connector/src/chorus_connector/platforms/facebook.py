@@ -126,6 +126,17 @@ class GraphClient(PlatformClient):
             kind = FailureKind.PERMANENT
         return PlatformError(kind, name, message, status=status, retry_after=retry_after)
 
+    async def _token_call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """An unauthenticated OAuth call (code or token exchange)."""
+        try:
+            return await self._call(method, path, None, **kwargs)
+        except PlatformError as exc:
+            if exc.retry_after is None and (exc.status or 0) < 500:
+                # A bad code, token or app secret (Graph says code 1/100/190 here): no retry
+                # helps, the user must authorize again.
+                exc.kind = FailureKind.AUTH
+            raise
+
     @staticmethod
     def _is_missing(exc: PlatformError) -> bool:
         """Graph's "object does not exist" (code 100, subcode 33)."""
@@ -227,14 +238,7 @@ class FacebookClient(GraphClient):
         )
 
     async def _token(self, params: dict[str, str]) -> OAuthTokens:
-        try:
-            body = await self._call("GET", "/oauth/access_token", None, params=params)
-        except PlatformError as exc:
-            if exc.retry_after is None and (exc.status or 0) < 500:
-                # A bad code, token or app secret (Graph says code 1/100/190 here): no retry
-                # helps, the user must authorize again.
-                exc.kind = FailureKind.AUTH
-            raise
+        body = await self._token_call("GET", "/oauth/access_token", params=params)
         return OAuthTokens(
             body["access_token"], None, expires_at(body.get("expires_in")), self.default_scopes
         )

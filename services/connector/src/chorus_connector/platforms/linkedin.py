@@ -38,6 +38,7 @@ from chorus_connector.platforms.base import (
     Published,
     RateLimitState,
     expires_at,
+    json_object,
     parse_retry_after,
     posted_since,
     send,
@@ -110,7 +111,7 @@ class LinkedInClient(PlatformClient):
         )
         response = await send(self, request)
         self._observe(response)
-        body = _json(response)
+        body = json_object(response)
         if response.is_error or "access_token" not in body:
             error = self._error(response)
             if error.kind is FailureKind.PERMANENT:
@@ -124,7 +125,7 @@ class LinkedInClient(PlatformClient):
         )
 
     async def profile(self, access_token: str) -> AccountProfile:
-        me = _json(await self._call("GET", "/v2/userinfo", access_token, rest=False))
+        me = json_object(await self._call("GET", "/v2/userinfo", access_token, rest=False))
         followers: int | None = None
         try:
             followers = await self._followers(access_token)
@@ -137,7 +138,7 @@ class LinkedInClient(PlatformClient):
         return AccountProfile(str(me["sub"]), name or str(me["sub"]), name or None, followers)
 
     async def _followers(self, access_token: str) -> int:
-        body = _json(
+        body = json_object(
             await self._call("GET", "/rest/memberFollowersCount", access_token, params={"q": "me"})
         )
         elements = body.get("elements") or [{}]
@@ -223,7 +224,7 @@ class LinkedInClient(PlatformClient):
 
     async def _upload_image(self, access_token: str, author: str, item: MediaFile) -> str:
         data = await self._download(item)
-        init = _json(
+        init = json_object(
             await self._call(
                 "POST",
                 "/rest/images",
@@ -237,7 +238,7 @@ class LinkedInClient(PlatformClient):
 
     async def _upload_video(self, access_token: str, author: str, item: MediaFile) -> str:
         data = await self._download(item)
-        init = _json(
+        init = json_object(
             await self._call(
                 "POST",
                 "/rest/videos",
@@ -273,7 +274,9 @@ class LinkedInClient(PlatformClient):
             },
         )
         for attempt in range(self.poll_attempts):
-            status = _json(await self._call("GET", f"/rest/videos/{_enc(video)}", access_token))
+            status = json_object(
+                await self._call("GET", f"/rest/videos/{_enc(video)}", access_token)
+            )
             state = str(status.get("status") or "")
             if state == "AVAILABLE":
                 return video
@@ -328,7 +331,7 @@ class LinkedInClient(PlatformClient):
             "GET", f"/rest/posts?{query}", access_token, method_header="FINDER"
         )
         matches = []
-        for post in _json(response).get("elements") or []:
+        for post in json_object(response).get("elements") or []:
             millis = post.get("publishedAt") or post.get("createdAt")
             created = datetime.fromtimestamp(millis / 1000, UTC) if millis else None
             commentary = unescape_little_text(str(post.get("commentary") or ""))
@@ -366,7 +369,7 @@ class LinkedInClient(PlatformClient):
                 f"&queryType={query_type}&aggregation=TOTAL",
                 access_token,
             )
-            elements = _json(response).get("elements") or []
+            elements = json_object(response).get("elements") or []
             return sum(int(e.get("count") or 0) for e in elements)
 
         counts = await asyncio.gather(*(metric(q) for q in METRICS))
@@ -430,7 +433,7 @@ class LinkedInClient(PlatformClient):
         )
 
     def _error(self, response: httpx.Response) -> PlatformError:
-        body = _json(response)
+        body = json_object(response)
         status = response.status_code
         code = str(body.get("code") or body.get("error") or f"http_{status}").lower()
         message = str(
@@ -496,14 +499,6 @@ def _enc(urn: str) -> str:
 
 def _post_url(urn: str) -> str:
     return f"https://www.linkedin.com/feed/update/{urn}/"
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 CLIENT = LinkedInClient

@@ -30,10 +30,15 @@ from chorus_connector.platforms.base import (
     classify_status,
     compose_text,
     expires_at,
+    json_body,
     normalise_text,
+    normalised,
     parse_retry_after,
+    parse_time,
     posted_since,
     send,
+    send_observed,
+    status_error,
     text_matches,
 )
 from chorus_contracts.events.common import Platform
@@ -94,7 +99,7 @@ class MastodonClient(PlatformClient):
         self, form: dict[str, str], *, previous_refresh: str | None = None
     ) -> OAuthTokens:
         response = await self._send("POST", "/oauth/token", data=form)
-        body = _json(response)
+        body = json_body(response)
         # Older servers issue tokens that never expire and no refresh token.
         return OAuthTokens(
             access_token=body["access_token"],
@@ -104,7 +109,9 @@ class MastodonClient(PlatformClient):
         )
 
     async def profile(self, access_token: str) -> AccountProfile:
-        body = _json(await self._send("GET", "/api/v1/accounts/verify_credentials", access_token))
+        body = json_body(
+            await self._send("GET", "/api/v1/accounts/verify_credentials", access_token)
+        )
         return AccountProfile(
             platform_account_id=str(body["id"]),
             username=body.get("acct") or body["username"],
@@ -163,7 +170,7 @@ class MastodonClient(PlatformClient):
         response = await self._send(
             "POST", "/api/v1/statuses", access_token, json=body, headers=headers, creates=True
         )
-        return _published(_json(response))
+        return _published(json_body(response))
 
     async def _upload(self, access_token: str, item: MediaFile) -> str:
         data = await self._download(item)
@@ -174,7 +181,7 @@ class MastodonClient(PlatformClient):
             access_token,
             files={"file": (filename, data, item.mime_type)},
         )
-        body = _json(response)
+        body = json_body(response)
         media_id = str(body["id"])
         if response.status_code == 202 or body.get("url") is None:
             await self._wait_processed(access_token, media_id)
@@ -184,7 +191,7 @@ class MastodonClient(PlatformClient):
         for delay in MEDIA_POLLS:
             await asyncio.sleep(delay)
             response = await self._send("GET", f"/api/v1/media/{media_id}", access_token)
-            if response.status_code == 200 and _json(response).get("url"):
+            if response.status_code == 200 and json_body(response).get("url"):
                 return
         raise PlatformError(
             FailureKind.TRANSIENT, "media_processing", "Mastodon is still processing the media"
@@ -210,9 +217,9 @@ class MastodonClient(PlatformClient):
             access_token,
             params={"limit": READ_BACK_LIMIT, "exclude_replies": "true", "exclude_reblogs": "true"},
         )
-        for status in _json(response):
+        for status in json_body(response):
             posted = html_to_text(status.get("content") or "")
-            if posted_since(_parse_time(status.get("created_at")), since) and text_matches(
+            if posted_since(parse_time(status.get("created_at")), since) and text_matches(
                 posted, text
             ):
                 return _published(status)
@@ -230,7 +237,9 @@ class MastodonClient(PlatformClient):
     async def post_metrics(
         self, access_token: str, account: AccountProfile, platform_post_id: str
     ) -> dict[str, int]:
-        body = _json(await self._send("GET", f"/api/v1/statuses/{platform_post_id}", access_token))
+        body = json_body(
+            await self._send("GET", f"/api/v1/statuses/{platform_post_id}", access_token)
+        )
         return normalised(
             likes=body.get("favourites_count"),
             comments=body.get("replies_count"),
@@ -238,7 +247,9 @@ class MastodonClient(PlatformClient):
         )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
-        body = _json(await self._send("GET", "/api/v1/accounts/verify_credentials", access_token))
+        body = json_body(
+            await self._send("GET", "/api/v1/accounts/verify_credentials", access_token)
+        )
         return {
             "followers": int(body.get("followers_count") or 0),
             "following": int(body.get("following_count") or 0),
@@ -263,11 +274,7 @@ class MastodonClient(PlatformClient):
         request = self.http.build_request(
             method, f"{self.endpoints.api}{path}", headers=headers, **kwargs
         )
-        response = await send(self, request, creates=creates)
-        self.rate_limit = rate_limit_state(response)
-        if response.is_error:
-            raise error_from(response, self.rate_limit)
-        return response
+        return await send_observed(self, request, creates, rate_limit_state, error_from)
 
 
 CLIENT = MastodonClient
@@ -291,40 +298,18 @@ def html_to_text(markup: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
-def normalised(**known: Any) -> dict[str, int]:
-    keys = ("likes", "comments", "shares", "saves", "impressions", "reach", "clicks", "video_views")
-    return {k: int(known.get(k) or 0) for k in keys}
-
-
 def _published(status: dict[str, Any]) -> Published:
     return Published(
         platform_post_id=str(status["id"]),
         url=status.get("url") or status.get("uri"),
-        published_at=_parse_time(status.get("created_at")) or datetime.now(UTC),
+        published_at=parse_time(status.get("created_at")) or datetime.now(UTC),
     )
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}
 
 
 def rate_limit_state(response: httpx.Response) -> RateLimitState:
     """`X-RateLimit-Limit/Remaining` (counts) and `X-RateLimit-Reset` (an ISO 8601 time)."""
     h = response.headers
-    reset = _parse_time(h.get("x-ratelimit-reset"))
+    reset = parse_time(h.get("x-ratelimit-reset"))
     reset_at = reset.timestamp() if reset else None
     retry_after = parse_retry_after(h.get("retry-after"))
     if response.status_code == 429 and retry_after is None and reset_at is not None:
@@ -346,7 +331,7 @@ def _int(value: str | None) -> int | None:
 
 def error_from(response: httpx.Response, rate: RateLimitState) -> PlatformError:
     status = response.status_code
-    body = _json(response)
+    body = json_body(response)
     message = ""
     if isinstance(body, dict):
         message = str(body.get("error_description") or body.get("error") or "")
@@ -366,10 +351,4 @@ def error_from(response: httpx.Response, rate: RateLimitState) -> PlatformError:
         )
     codes = {403: "forbidden", 404: "not_found", 422: "validation"}
     code = codes.get(status, "server_error" if status >= 500 else f"http_{status}")
-    return PlatformError(
-        classify_status(status),
-        code,
-        message,
-        status=status,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
-    )
+    return status_error(response, code, message)

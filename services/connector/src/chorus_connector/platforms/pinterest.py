@@ -36,10 +36,15 @@ from chorus_connector.platforms.base import (
     classify_status,
     compose_text,
     expires_at,
+    json_body,
     normalise_text,
+    normalised,
     parse_retry_after,
+    parse_time,
     posted_since,
     send,
+    send_observed,
+    status_error,
     text_matches,
 )
 from chorus_contracts.events.common import Platform
@@ -99,7 +104,7 @@ class PinterestClient(PlatformClient):
             headers={"Authorization": basic_auth(self.app.client_id, self.app.client_secret)},
         )
         try:
-            body = _json(await self._request(request))
+            body = json_body(await self._request(request))
         except PlatformError as exc:
             if exc.status in (400, 401):  # a bad code or refresh token: the grant is gone
                 raise PlatformError(
@@ -114,7 +119,7 @@ class PinterestClient(PlatformClient):
         )
 
     async def profile(self, access_token: str) -> AccountProfile:
-        body = _json(await self._api("GET", "/v5/user_account", access_token))
+        body = json_body(await self._api("GET", "/v5/user_account", access_token))
         return AccountProfile(
             platform_account_id=str(body.get("id") or body["username"]),
             username=body["username"],
@@ -125,7 +130,7 @@ class PinterestClient(PlatformClient):
     async def boards(self, access_token: str) -> list[dict[str, Any]]:
         """The account's boards (`id`, `name`, …): where pins can go."""
         response = await self._api("GET", "/v5/boards", access_token, params={"page_size": 100})
-        items: list[dict[str, Any]] = _json(response).get("items") or []
+        items: list[dict[str, Any]] = json_body(response).get("items") or []
         return items
 
     # -- content -------------------------------------------------------------------------------
@@ -156,7 +161,7 @@ class PinterestClient(PlatformClient):
         if source:
             body["media_source"] = source
         response = await self._api("POST", "/v5/pins", access_token, json=body, creates=True)
-        return _published(_json(response))
+        return _published(json_body(response))
 
     async def _media_source(
         self, access_token: str, media: list[MediaFile], options: dict[str, str]
@@ -195,7 +200,7 @@ class PinterestClient(PlatformClient):
                 f"media {video.url} answered {download.status_code}",
                 status=download.status_code,
             )
-        registered = _json(
+        registered = json_body(
             await self._api("POST", "/v5/media", access_token, json={"media_type": "video"})
         )
         media_id = str(registered["media_id"])
@@ -218,7 +223,7 @@ class PinterestClient(PlatformClient):
             )
         for delay in MEDIA_POLLS:
             await asyncio.sleep(delay)
-            status = _json(await self._api("GET", f"/v5/media/{media_id}", access_token))
+            status = json_body(await self._api("GET", f"/v5/media/{media_id}", access_token))
             if status.get("status") == "succeeded":
                 return media_id
             if status.get("status") == "failed":
@@ -234,8 +239,8 @@ class PinterestClient(PlatformClient):
     ) -> Published | None:
         params = {"page_size": READ_BACK_LIMIT}
         response = await self._api("GET", "/v5/pins", access_token, params=params)
-        for pin in _json(response).get("items") or []:
-            if not posted_since(_parse_time(pin.get("created_at")), since):
+        for pin in json_body(response).get("items") or []:
+            if not posted_since(parse_time(pin.get("created_at")), since):
                 continue
             title = normalise_text(pin.get("title") or "")
             if text_matches(pin.get("description") or "", text) or (
@@ -259,7 +264,7 @@ class PinterestClient(PlatformClient):
         response = await self._api(
             "GET", f"/v5/pins/{platform_post_id}", access_token, params={"pin_metrics": "true"}
         )
-        metrics = _json(response).get("pin_metrics") or {}
+        metrics = json_body(response).get("pin_metrics") or {}
         values = metrics.get("lifetime_metrics") or metrics.get("90d") or {}
         return normalised(
             impressions=values.get("impression"),
@@ -271,7 +276,7 @@ class PinterestClient(PlatformClient):
         )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
-        body = _json(await self._api("GET", "/v5/user_account", access_token))
+        body = json_body(await self._api("GET", "/v5/user_account", access_token))
         return {
             "followers": int(body.get("follower_count") or 0),
             "following": int(body.get("following_count") or 0),
@@ -289,11 +294,7 @@ class PinterestClient(PlatformClient):
         return await self._request(request, creates=creates)
 
     async def _request(self, request: httpx.Request, *, creates: bool = False) -> httpx.Response:
-        response = await send(self, request, creates=creates)
-        self.rate_limit = rate_limit_state(response)
-        if response.is_error:
-            raise error_from(response, self.rate_limit)
-        return response
+        return await send_observed(self, request, creates, rate_limit_state, error_from)
 
 
 CLIENT = PinterestClient
@@ -306,35 +307,12 @@ def basic_auth(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
 
 
-def normalised(**known: Any) -> dict[str, int]:
-    keys = ("likes", "comments", "shares", "saves", "impressions", "reach", "clicks", "video_views")
-    return {k: int(known.get(k) or 0) for k in keys}
-
-
 def _published(pin: dict[str, Any]) -> Published:
     return Published(
         platform_post_id=str(pin["id"]),
         url=f"https://www.pinterest.com/pin/{pin['id']}/",
-        published_at=_parse_time(pin.get("created_at")) or datetime.now(UTC),
+        published_at=parse_time(pin.get("created_at")) or datetime.now(UTC),
     )
-
-
-def _parse_time(value: Any) -> datetime | None:
-    """Pinterest times are UTC without a zone (`2024-05-01T10:20:30`)."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}
 
 
 def _leading_int(value: str | None) -> int | None:
@@ -360,7 +338,7 @@ def rate_limit_state(response: httpx.Response) -> RateLimitState:
 
 def error_from(response: httpx.Response, rate: RateLimitState) -> PlatformError:
     status = response.status_code
-    body = _json(response)
+    body = json_body(response)
     message = str(body.get("message") or "") if isinstance(body, dict) else ""
     message = message or response.reason_phrase or f"HTTP {status}"
     code = (
@@ -372,10 +350,4 @@ def error_from(response: httpx.Response, rate: RateLimitState) -> PlatformError:
         return PlatformError(
             FailureKind.TRANSIENT, code, message, status=status, retry_after=rate.retry_after
         )
-    return PlatformError(
-        classify_status(status),
-        code,
-        message,
-        status=status,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
-    )
+    return status_error(response, code, message)

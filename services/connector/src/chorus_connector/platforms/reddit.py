@@ -36,10 +36,15 @@ from chorus_connector.platforms.base import (
     classify_status,
     compose_text,
     expires_at,
+    json_body,
     normalise_text,
+    normalised,
+    parse_float,
     parse_retry_after,
     posted_since,
     send,
+    send_observed,
+    status_error,
     text_matches,
 )
 from chorus_contracts.events.common import Platform
@@ -96,7 +101,7 @@ class RedditClient(PlatformClient):
             },
         )
         try:
-            body = _json(await self._request(request))
+            body = json_body(await self._request(request))
         except PlatformError as exc:
             if exc.status in (400, 401):
                 raise PlatformError(
@@ -118,7 +123,7 @@ class RedditClient(PlatformClient):
         )
 
     async def profile(self, access_token: str) -> AccountProfile:
-        me = _json(await self._api("GET", "/api/v1/me", access_token))
+        me = json_body(await self._api("GET", "/api/v1/me", access_token))
         profile = me.get("subreddit") or {}
         return AccountProfile(
             platform_account_id=str(me["id"]),
@@ -182,7 +187,7 @@ class RedditClient(PlatformClient):
                 status=download.status_code,
             )
         filename = image.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "image.jpg"
-        lease = _json(
+        lease = json_body(
             await self._api(
                 "POST",
                 "/api/media/asset.json",
@@ -222,7 +227,7 @@ class RedditClient(PlatformClient):
         )
         # Self posts carry the text; link and image posts only a title made from it.
         titles = {normalise_text(text), normalise_text(derive_title(text))} - {""}
-        for child in (_json(response).get("data") or {}).get("children") or []:
+        for child in (json_body(response).get("data") or {}).get("children") or []:
             data = child.get("data") or {}
             created = datetime.fromtimestamp(float(data.get("created_utc") or 0), UTC)
             if not posted_since(created, since):
@@ -248,7 +253,7 @@ class RedditClient(PlatformClient):
     ) -> dict[str, int]:
         params = {"id": _fullname(platform_post_id), "raw_json": 1}
         response = await self._api("GET", "/api/info", access_token, params=params)
-        children = (_json(response).get("data") or {}).get("children") or []
+        children = (json_body(response).get("data") or {}).get("children") or []
         if not children:
             raise PlatformError(FailureKind.PERMANENT, "not_found", "Reddit has no such post")
         data = children[0].get("data") or {}
@@ -260,7 +265,7 @@ class RedditClient(PlatformClient):
         )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
-        me = _json(await self._api("GET", "/api/v1/me", access_token))
+        me = json_body(await self._api("GET", "/api/v1/me", access_token))
         # Reddit reports followers of the profile and nothing for follows or a post count.
         return {
             "followers": int((me.get("subreddit") or {}).get("subscribers") or 0),
@@ -279,11 +284,7 @@ class RedditClient(PlatformClient):
         return await self._request(request, creates=creates)
 
     async def _request(self, request: httpx.Request, *, creates: bool = False) -> httpx.Response:
-        response = await send(self, request, creates=creates)
-        self.rate_limit = rate_limit_state(response)
-        if response.is_error:
-            raise error_from(response, self.rate_limit)
-        return response
+        return await send_observed(self, request, creates, rate_limit_state, error_from)
 
 
 CLIENT = RedditClient
@@ -303,7 +304,7 @@ def derive_title(text: str) -> str:
 
 def _submit_result(response: httpx.Response) -> dict[str, Any]:
     """`{"json": {"errors": [[code, message, field], ...], "data": {...}}}`."""
-    answer = (_json(response) or {}).get("json") or {}
+    answer = (json_body(response) or {}).get("json") or {}
     errors = answer.get("errors") or []
     if errors:
         code, message, field = [str(part) for part in [*errors[0], "", "", ""][:3]]
@@ -334,30 +335,14 @@ def _fullname(post_id: str) -> str:
     return post_id if post_id.startswith("t3_") else f"t3_{post_id}"
 
 
-def normalised(**known: Any) -> dict[str, int]:
-    keys = ("likes", "comments", "shares", "saves", "impressions", "reach", "clicks", "video_views")
-    return {k: int(known.get(k) or 0) for k in keys}
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def rate_limit_state(response: httpx.Response) -> RateLimitState:
     """`x-ratelimit-used/remaining` (calls) and `x-ratelimit-reset` (seconds until reset)."""
     h = response.headers
-    used, remaining = _float(h.get("x-ratelimit-used")), _float(h.get("x-ratelimit-remaining"))
-    reset_in = _float(h.get("x-ratelimit-reset"))
+    used, remaining = (
+        parse_float(h.get("x-ratelimit-used")),
+        parse_float(h.get("x-ratelimit-remaining")),
+    )
+    reset_in = parse_float(h.get("x-ratelimit-reset"))
     retry_after = parse_retry_after(h.get("retry-after"))
     if response.status_code == 429 and retry_after is None and reset_in is not None:
         retry_after = reset_in
@@ -371,7 +356,7 @@ def rate_limit_state(response: httpx.Response) -> RateLimitState:
 
 def error_from(response: httpx.Response, rate: RateLimitState) -> PlatformError:
     status = response.status_code
-    body = _json(response)
+    body = json_body(response)
     message = str(body.get("message") or "") if isinstance(body, dict) else ""
     message = message or response.reason_phrase or f"HTTP {status}"
     if status == 401:
@@ -386,10 +371,4 @@ def error_from(response: httpx.Response, rate: RateLimitState) -> PlatformError:
         )
     codes = {400: "bad_request", 403: "forbidden", 404: "not_found"}
     code = codes.get(status, "server_error" if status >= 500 else f"http_{status}")
-    return PlatformError(
-        classify_status(status),
-        code,
-        message,
-        status=status,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
-    )
+    return status_error(response, code, message)

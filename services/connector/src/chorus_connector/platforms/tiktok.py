@@ -39,6 +39,7 @@ from chorus_connector.platforms.base import (
     RateLimitState,
     compose_text,
     expires_at,
+    json_object,
     parse_retry_after,
     posted_since,
     send,
@@ -93,7 +94,7 @@ class TikTokClient(PlatformClient):
         request = self.http.build_request("POST", self._url("/v2/oauth/token/"), data=form)
         response = await send(self, request)
         self._observe(response)
-        body = _json(response)
+        body = json_object(response)
         if response.is_error or "access_token" not in body:
             status = response.status_code
             transient = status == 429 or status >= 500
@@ -329,7 +330,7 @@ class TikTokClient(PlatformClient):
         )
         response = await send(self, request, creates=creates)
         self._observe(response)
-        body = _json(response)
+        body = json_object(response)
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         if response.is_error or (error and error.get("code") not in (None, "ok")):
             raise self._error(response, error)
@@ -375,14 +376,6 @@ def _int(value: str | None, default: int) -> int:
         return int(value) if value is not None else default
     except ValueError:
         return default
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 CLIENT = TikTokClient

@@ -32,6 +32,7 @@ from chorus_connector.platforms.base import (
     RateLimitState,
     compose_text,
     expires_at,
+    json_object,
     parse_retry_after,
     posted_since,
     send,
@@ -109,7 +110,7 @@ class XClient(PlatformClient):
         )
         response = await send(self, request)
         self._observe(response)
-        body = _json(response)
+        body = json_object(response)
         if response.is_error or "access_token" not in body:
             kind = (
                 FailureKind.TRANSIENT
@@ -146,7 +147,7 @@ class XClient(PlatformClient):
             access_token,
             params={"user.fields": "public_metrics,created_at"},
         )
-        return _json(response)
+        return json_object(response)
 
     # -- content -----------------------------------------------------------------------------
 
@@ -170,7 +171,7 @@ class XClient(PlatformClient):
         if content.options.get("reply_settings"):
             body["reply_settings"] = content.options["reply_settings"]
         response = await self._call("POST", "/2/tweets", access_token, json=body, creates=True)
-        data = _json(response).get("data") or {}
+        data = json_object(response).get("data") or {}
         post_id = str(data.get("id") or "")
         if not post_id:
             raise PlatformError(
@@ -206,7 +207,7 @@ class XClient(PlatformClient):
             category = "tweet_video"
         else:
             category = "tweet_image"
-        init = _json(
+        init = json_object(
             await self._call(
                 "POST",
                 "/2/media/upload/initialize",
@@ -228,7 +229,7 @@ class XClient(PlatformClient):
                 data={"segment_index": str(index)},
                 files={"media": ("chunk", chunk, "application/octet-stream")},
             )
-        result = _json(
+        result = json_object(
             await self._call("POST", f"/2/media/upload/{media_id}/finalize", access_token)
         )["data"]
         for _ in range(self.poll_attempts):
@@ -250,7 +251,7 @@ class XClient(PlatformClient):
                 access_token,
                 params={"command": "STATUS", "media_id": media_id},
             )
-            result = _json(status)["data"]
+            result = json_object(status)["data"]
         raise PlatformError(
             FailureKind.TRANSIENT,
             "media_processing_timeout",
@@ -287,7 +288,7 @@ class XClient(PlatformClient):
             },
         )
         matches = []
-        for tweet in _json(response).get("data") or []:
+        for tweet in json_object(response).get("data") or []:
             created = _parse_time(tweet.get("created_at"))
             if posted_since(created, since) and text_matches(tweet.get("text") or "", text):
                 matches.append((created, str(tweet["id"])))
@@ -319,7 +320,7 @@ class XClient(PlatformClient):
                 "media.fields": "public_metrics",
             },
         )
-        body = _json(response)
+        body = json_object(response)
         data = body.get("data") or {}
         public = data.get("public_metrics") or {}
         private = data.get("non_public_metrics") or {}
@@ -398,7 +399,7 @@ class XClient(PlatformClient):
         )
 
     def _error(self, response: httpx.Response) -> PlatformError:
-        body = _json(response)
+        body = json_object(response)
         status = response.status_code
         errors = body.get("errors") or []
         first = errors[0] if errors and isinstance(errors[0], dict) else {}
@@ -422,14 +423,6 @@ class XClient(PlatformClient):
         if status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
         return PlatformError(kind, code, message, status=status, retry_after=retry_after)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _basic(user: str, password: str) -> str:

@@ -37,10 +37,14 @@ from chorus_connector.platforms.base import (
     classify_status,
     compose_text,
     expires_at,
+    json_body,
     normalise_text,
+    normalised,
     parse_retry_after,
+    parse_time,
     posted_since,
     send,
+    status_error,
     text_matches,
 )
 from chorus_contracts.events.common import Platform
@@ -107,7 +111,7 @@ class YouTubeClient(PlatformClient):
     ) -> OAuthTokens:
         url = self.endpoints.extra.get("token") or f"{self.endpoints.api}/oauth2/v4/token"
         response = await self._request(self.http.build_request("POST", url, data=form))
-        body = _json(response)
+        body = json_body(response)
         # Google keeps the refresh token on refresh (no new one in the answer).
         return OAuthTokens(
             access_token=body["access_token"],
@@ -131,7 +135,7 @@ class YouTubeClient(PlatformClient):
     async def _channel(self, access_token: str) -> dict[str, Any]:
         params = {"mine": "true", "part": "snippet,statistics,contentDetails"}
         response = await self._api("GET", "/youtube/v3/channels", access_token, params=params)
-        items = _json(response).get("items") or []
+        items = json_body(response).get("items") or []
         if not items:
             raise PlatformError(
                 FailureKind.PERMANENT, "no_channel", "This Google account has no YouTube channel"
@@ -184,7 +188,7 @@ class YouTubeClient(PlatformClient):
             ),
             creates=True,
         )
-        created = _json(response)
+        created = json_body(response)
         return _published(created["id"], (created.get("snippet") or {}).get("publishedAt"))
 
     async def _download(self, item: MediaFile) -> bytes:
@@ -205,9 +209,9 @@ class YouTubeClient(PlatformClient):
         playlist = "UU" + account.platform_account_id.removeprefix("UC")
         params = {"playlistId": playlist, "part": "snippet", "maxResults": READ_BACK_LIMIT}
         response = await self._api("GET", "/youtube/v3/playlistItems", access_token, params=params)
-        for item in _json(response).get("items") or []:
+        for item in json_body(response).get("items") or []:
             snippet = item.get("snippet") or {}
-            if not posted_since(_parse_time(snippet.get("publishedAt")), since):
+            if not posted_since(parse_time(snippet.get("publishedAt")), since):
                 continue
             title = normalise_text(snippet.get("title") or "")
             if text_matches(snippet.get("description") or "", text) or (
@@ -233,7 +237,7 @@ class YouTubeClient(PlatformClient):
     ) -> dict[str, int]:
         params = {"id": platform_post_id, "part": "statistics"}
         response = await self._api("GET", "/youtube/v3/videos", access_token, params=params)
-        items = _json(response).get("items") or []
+        items = json_body(response).get("items") or []
         if not items:
             raise PlatformError(FailureKind.PERMANENT, "not_found", "YouTube has no such video")
         stats = items[0].get("statistics") or {}
@@ -302,11 +306,6 @@ def video_metadata(content: PublishContent) -> dict[str, Any]:
     return {"snippet": snippet, "status": status}
 
 
-def normalised(**known: Any) -> dict[str, int]:
-    keys = ("likes", "comments", "shares", "saves", "impressions", "reach", "clicks", "video_views")
-    return {k: int(known.get(k) or 0) for k in keys}
-
-
 def seconds_until_quota_reset(now: datetime | None = None) -> float:
     """YouTube's daily quota resets at midnight Pacific time."""
     local = (now or datetime.now(UTC)).astimezone(PACIFIC)
@@ -318,7 +317,7 @@ def _published(video_id: str, published_at: Any) -> Published:
     return Published(
         platform_post_id=video_id,
         url=f"https://www.youtube.com/watch?v={video_id}",
-        published_at=_parse_time(published_at) or datetime.now(UTC),
+        published_at=parse_time(published_at) or datetime.now(UTC),
     )
 
 
@@ -329,27 +328,10 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}
-
-
 def error_from(response: httpx.Response) -> PlatformError:
     """Google's error body names a `reason`; classify by it (a 403 may be a rate limit)."""
     status = response.status_code
-    body = _json(response)
+    body = json_body(response)
     error = body.get("error") if isinstance(body, dict) else None
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if isinstance(error, str):  # the OAuth token endpoint: {"error", "error_description"}
@@ -375,6 +357,4 @@ def error_from(response: httpx.Response) -> PlatformError:
         )
     if status == 401 or reason in ("authError", "insufficientPermissions"):
         return PlatformError(FailureKind.AUTH, reason, message, status=status)
-    return PlatformError(
-        classify_status(status), reason, message, status=status, retry_after=retry_after
-    )
+    return status_error(response, reason, message)

@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -241,6 +241,32 @@ class GraphKit:
         body["error"].pop("is_transient", None)
         return JSONResponse(body, status_code=400)
 
+    def not_found(self, node: str, method: str = "get") -> Response:
+        return self.kit.error(
+            "not_found",
+            f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation.",
+        )
+
+    def own(self, token: Token, node: str, kind: str = "post") -> StoredPost | None:
+        """The token's account's `kind` object `node`, unless deleted."""
+        post = self.kit.store.get_post(self.kit.platform, node)
+        if post is None or post.kind != kind or post.status == "deleted":
+            return None
+        return post if post.account_id == token.account_id else None
+
+    def recent(self, q: Any, owner: str) -> tuple[list[StoredPost], int]:
+        """`owner`'s posts since `?since=` (newest first), and the page size `?limit=`."""
+        since = unix_or_iso(q.get("since"))
+        posts = [
+            p
+            for p in self.kit.store.posts_of(self.kit.platform, owner)
+            if p.status != "deleted" and (since is None or p.created_at >= since)
+        ]
+        posts.sort(key=lambda p: p.created_at, reverse=True)
+        limit = int(q["limit"]) if q.get("limit", "").isdigit() else 25
+        return posts, limit
+
 
 def answer(body: Any, headers: dict[str, str], status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
@@ -265,6 +291,71 @@ def field_names(fields: str | None) -> set[str]:
     if current.strip():
         names.add(current.split(".")[0].strip())
     return names
+
+
+class ContainerSandbox:
+    """What the Instagram and Threads sandboxes share: long-lived tokens, container status,
+    the user's timeline. A subclass names its grant types and renders its media (`media_json`)."""
+
+    platform: ClassVar[str]
+    exchange_grant: ClassVar[str]  # `GET /access_token`: short-lived → long-lived token
+    refresh_grant: ClassVar[str]  # `GET /refresh_access_token`
+
+    def __init__(self, kit: PlatformKit) -> None:
+        self.kit = kit
+        self.graph = GraphKit(kit, self.platform)
+
+    def media_json(self, post: StoredPost, fields: set[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def rotated(self, access_token: str) -> Response:
+        current = self.kit.store.token(self.platform, access_token)
+        issued = None
+        if current is not None:
+            issued, _ = self.kit.exchange(
+                {"grant_type": "refresh_token", "refresh_token": current.refresh_token}
+            )
+        if issued is None:
+            status, body, _ = self.kit.style.render("invalid_token", "")
+            return JSONResponse(body, status_code=status)
+        expires_in = min(LONG_LIVED_EXPIRES_IN, int(issued.expires_at - time.time()))
+        return JSONResponse(
+            {"access_token": issued.access_token, "token_type": "bearer", "expires_in": expires_in}
+        )
+
+    async def long_lived(self, request: Request) -> Response:
+        q = request.query_params
+        if q.get("grant_type") != self.exchange_grant:
+            return JSONResponse(graph_error("Invalid grant_type", code=100), status_code=400)
+        wrong = self.graph.check_secret(q.get("client_secret"))
+        return wrong or self.rotated(q.get("access_token", ""))
+
+    async def refresh(self, request: Request) -> Response:
+        q = request.query_params
+        if q.get("grant_type") != self.refresh_grant:
+            return JSONResponse(graph_error("Invalid grant_type", code=100), status_code=400)
+        return self.rotated(q.get("access_token", ""))
+
+    @staticmethod
+    def container_status(container: StoredPost) -> str:
+        """A video container is `IN_PROGRESS` on its first status read, then `FINISHED`."""
+        if container.status == "pending" and container.extra.get("video"):
+            container.extra["polls"] = container.extra.get("polls", 0) + 1
+            if container.extra["polls"] > 1:
+                container.status = "finished"
+        return {"pending": "IN_PROGRESS", "finished": "FINISHED"}.get(container.status, "PUBLISHED")
+
+    def timeline(self, q: Any, owner: str, headers: dict[str, str]) -> Response:
+        """`GET /{user-id}/<edge>`: the read-back listing."""
+        posts, limit = self.graph.recent(q, owner)
+        fields = field_names(q.get("fields")) or {"id"}
+        return answer(
+            {
+                "data": [self.media_json(p, fields) for p in posts[:limit]],
+                "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}},
+            },
+            headers,
+        )
 
 
 class FacebookSandbox:
@@ -367,11 +458,7 @@ class FacebookSandbox:
         )
 
     def not_found(self, object_id: str, method: str = "get") -> Response:
-        return self.kit.error(
-            "not_found",
-            f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot "
-            "be loaded due to missing permissions, or does not support this operation.",
-        )
+        return self.graph.not_found(object_id, method)
 
     # -- Facebook Login -----------------------------------------------------------------------
 
@@ -464,14 +551,7 @@ class FacebookSandbox:
         if edge in ("posts", "feed", "published_posts"):
             if not self.manages(token, node):
                 return self.not_found(node)
-            since = unix_or_iso(q.get("since"))
-            posts = [
-                p
-                for p in self.kit.store.posts_of("facebook", node)
-                if p.status != "deleted" and (since is None or p.created_at >= since)
-            ]
-            posts.sort(key=lambda p: p.created_at, reverse=True)
-            limit = int(q.get("limit", "25")) if q.get("limit", "25").isdigit() else 25
+            posts, limit = self.graph.recent(q, node)
             fields = field_names(q.get("fields")) or {"message", "created_time"}
             body: dict[str, Any] = {"data": [self.post_json(p, fields) for p in posts[:limit]]}
             if q.get("summary") in ("total_count", "true", "1"):

@@ -16,7 +16,6 @@ the Graph ones (`X-Business-Use-Case-Usage` of type `instagram`; throttling is c
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 from chorus_sandbox.kit import PlatformKit
 from chorus_sandbox.platforms.facebook import (
-    LONG_LIVED_EXPIRES_IN,
-    GraphKit,
+    ContainerSandbox,
     answer,
     as_list,
     field_names,
@@ -36,7 +34,6 @@ from chorus_sandbox.platforms.facebook import (
     graph_time,
     insight,
     truthy,
-    unix_or_iso,
 )
 from chorus_sandbox.store import StoredPost, Token
 
@@ -45,10 +42,10 @@ MAX_HASHTAGS = 30
 MAX_CAROUSEL = 10
 
 
-class InstagramSandbox:
-    def __init__(self, kit: PlatformKit) -> None:
-        self.kit = kit
-        self.graph = GraphKit(kit, "instagram")
+class InstagramSandbox(ContainerSandbox):
+    platform = "instagram"
+    exchange_grant = "ig_exchange_token"
+    refresh_grant = "ig_refresh_token"
 
     def router(self) -> APIRouter:
         api = APIRouter(prefix="/instagram", tags=["sandbox: instagram"])
@@ -98,35 +95,6 @@ class InstagramSandbox:
             }
         )
 
-    def rotated(self, access_token: str) -> Response:
-        current = self.kit.store.token("instagram", access_token)
-        if current is None:
-            status, body, _ = self.kit.style.render("invalid_token", "")
-            return JSONResponse(body, status_code=status)
-        issued, _ = self.kit.exchange(
-            {"grant_type": "refresh_token", "refresh_token": current.refresh_token}
-        )
-        if issued is None:
-            status, body, _ = self.kit.style.render("invalid_token", "")
-            return JSONResponse(body, status_code=status)
-        expires_in = min(LONG_LIVED_EXPIRES_IN, int(issued.expires_at - time.time()))
-        return JSONResponse(
-            {"access_token": issued.access_token, "token_type": "bearer", "expires_in": expires_in}
-        )
-
-    async def long_lived(self, request: Request) -> Response:
-        q = request.query_params
-        if q.get("grant_type") != "ig_exchange_token":
-            return JSONResponse(graph_error("Invalid grant_type", code=100), status_code=400)
-        wrong = self.graph.check_secret(q.get("client_secret"))
-        return wrong or self.rotated(q.get("access_token", ""))
-
-    async def refresh(self, request: Request) -> Response:
-        q = request.query_params
-        if q.get("grant_type") != "ig_refresh_token":
-            return JSONResponse(graph_error("Invalid grant_type", code=100), status_code=400)
-        return self.rotated(q.get("access_token", ""))
-
     # -- reading -------------------------------------------------------------------------------
 
     def user_json(self, user_id: str, fields: set[str]) -> dict[str, Any]:
@@ -166,19 +134,6 @@ class InstagramSandbox:
                 data[name] = values[name]
         return data
 
-    def visible(self, token: Token, media_id: str, kind: str = "post") -> StoredPost | None:
-        post = self.kit.store.get_post("instagram", media_id)
-        if post is None or post.kind != kind or post.status == "deleted":
-            return None
-        return post if post.account_id == token.account_id else None
-
-    def not_found(self, node: str, method: str = "get") -> Response:
-        return self.kit.error(
-            "not_found",
-            f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be "
-            "loaded due to missing permissions, or does not support this operation.",
-        )
-
     async def me(self, request: Request, version: str) -> Response:
         token, error, headers = await self.graph.guard(request, version, "read")
         if token is None:
@@ -193,22 +148,16 @@ class InstagramSandbox:
         fields = field_names(request.query_params.get("fields"))
         if node == token.account_id:
             return answer(self.user_json(node, fields), headers)
-        container = self.visible(token, node, "container")
+        container = self.graph.own(token, node, "container")
         if container is not None:
-            if container.status == "pending" and container.extra.get("video"):
-                container.extra["polls"] = container.extra.get("polls", 0) + 1
-                if container.extra["polls"] > 1:
-                    container.status = "finished"
-            code = {"pending": "IN_PROGRESS", "finished": "FINISHED"}.get(
-                container.status, "PUBLISHED"
-            )
+            code = self.container_status(container)
             data: dict[str, Any] = {"id": node, "status_code": code}
             if "status" in fields:
                 data["status"] = code.title().replace("_", " ")
             return answer(data, headers)
-        post = self.visible(token, node)
+        post = self.graph.own(token, node)
         if post is None:
-            return self.not_found(node)
+            return self.graph.not_found(node)
         return answer(self.media_json(post, fields), headers)
 
     async def read_edge(self, request: Request, version: str, node: str, edge: str) -> Response:
@@ -217,26 +166,11 @@ class InstagramSandbox:
             return error  # type: ignore[return-value]
         q = request.query_params
         if edge == "media" and node == token.account_id:
-            since = unix_or_iso(q.get("since"))
-            posts = [
-                p
-                for p in self.kit.store.posts_of("instagram", node)
-                if p.status != "deleted" and (since is None or p.created_at >= since)
-            ]
-            posts.sort(key=lambda p: p.created_at, reverse=True)
-            limit = int(q["limit"]) if q.get("limit", "").isdigit() else 25
-            fields = field_names(q.get("fields")) or {"id"}
-            return answer(
-                {
-                    "data": [self.media_json(p, fields) for p in posts[:limit]],
-                    "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}},
-                },
-                headers,
-            )
+            return self.timeline(q, node, headers)
         if edge == "insights":
-            post = self.visible(token, node)
+            post = self.graph.own(token, node)
             if post is None:
-                return self.not_found(node)
+                return self.graph.not_found(node)
             m = post.metrics()
             views = m["video_views"] if post.extra.get("video") else m["impressions"]
             known = {
@@ -256,11 +190,11 @@ class InstagramSandbox:
                     "validation", f"metric[0] must be one of the following values: {name}"
                 )
             return answer({"data": [insight(name, known[name]) for name in metrics]}, headers)
-        return self.not_found(f"{node}/{edge}")
+        return self.graph.not_found(f"{node}/{edge}")
 
     async def delete_node(self, request: Request, version: str, node: str) -> Response:
         _, error, _ = await self.graph.guard(request, version, "delete")
-        return error or self.not_found(node, "delete")
+        return error or self.graph.not_found(node, "delete")
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -273,7 +207,7 @@ class InstagramSandbox:
         if edge == "comments":
             return self.comment(token, node, params, headers)
         if node != token.account_id or edge not in ("media", "media_publish"):
-            return self.not_found(f"{node}/{edge}", "post")
+            return self.graph.not_found(f"{node}/{edge}", "post")
         if edge == "media":
             return self.container(token, params, headers)
         return await self.publish(request, token, params, headers)
@@ -291,7 +225,7 @@ class InstagramSandbox:
         children: list[str] = []
         if media_type == "CAROUSEL":
             children = [str(c) for c in as_list(params.get("children"))]
-            found = [self.visible(token, c, "container") for c in children]
+            found = [self.graph.own(token, c, "container") for c in children]
             if not 2 <= len(children) <= MAX_CAROUSEL or any(
                 c is None or not c.extra.get("carousel_item") for c in found
             ):
@@ -338,10 +272,10 @@ class InstagramSandbox:
         self, request: Request, token: Token, params: dict[str, Any], headers: dict[str, str]
     ) -> Response:
         container_id = str(params.get("creation_id") or "")
-        container = self.visible(token, container_id, "container")
+        container = self.graph.own(token, container_id, "container")
         if container is None or container.extra.get("carousel_item"):
             return self.kit.error("validation", "The parameter creation_id is required.")
-        children = [self.visible(token, c, "container") for c in container.extra["children"]]
+        children = [self.graph.own(token, c, "container") for c in container.extra["children"]]
         if container.status == "published":
             return self.kit.error("validation", "The media has already been published.")
         if container.status != "finished" or any(c and c.status != "finished" for c in children):
@@ -381,9 +315,9 @@ class InstagramSandbox:
     def comment(
         self, token: Token, node: str, params: dict[str, Any], headers: dict[str, str]
     ) -> Response:
-        post = self.visible(token, node)
+        post = self.graph.own(token, node)
         if post is None:
-            return self.not_found(node, "post")
+            return self.graph.not_found(node, "post")
         message = str(params.get("message") or "")
         if not message.strip():
             return self.kit.error("validation", "The parameter message is required.")

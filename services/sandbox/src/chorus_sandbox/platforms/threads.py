@@ -16,7 +16,6 @@ headers are the Graph ones (throttling: code 4 with `X-Business-Use-Case-Usage`)
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 from chorus_sandbox.kit import PlatformKit
 from chorus_sandbox.platforms.facebook import (
-    LONG_LIVED_EXPIRES_IN,
-    GraphKit,
+    ContainerSandbox,
     answer,
     as_list,
     field_names,
@@ -36,7 +34,6 @@ from chorus_sandbox.platforms.facebook import (
     graph_time,
     insight,
     truthy,
-    unix_or_iso,
 )
 from chorus_sandbox.store import StoredPost, Token
 
@@ -45,10 +42,10 @@ MAX_CAROUSEL = 20
 MEDIA_TYPES = ("TEXT", "IMAGE", "VIDEO", "CAROUSEL")
 
 
-class ThreadsSandbox:
-    def __init__(self, kit: PlatformKit) -> None:
-        self.kit = kit
-        self.graph = GraphKit(kit, "threads")
+class ThreadsSandbox(ContainerSandbox):
+    platform = "threads"
+    exchange_grant = "th_exchange_token"
+    refresh_grant = "th_refresh_token"
 
     def router(self) -> APIRouter:
         api = APIRouter(prefix="/threads", tags=["sandbox: threads"])
@@ -85,48 +82,7 @@ class ThreadsSandbox:
             return JSONResponse(body, status_code=400)
         return JSONResponse({"access_token": issued.access_token, "user_id": issued.account_id})
 
-    def rotated(self, access_token: str) -> Response:
-        current = self.kit.store.token("threads", access_token)
-        issued = None
-        if current is not None:
-            issued, _ = self.kit.exchange(
-                {"grant_type": "refresh_token", "refresh_token": current.refresh_token}
-            )
-        if issued is None:
-            status, body, _ = self.kit.style.render("invalid_token", "")
-            return JSONResponse(body, status_code=status)
-        expires_in = min(LONG_LIVED_EXPIRES_IN, int(issued.expires_at - time.time()))
-        return JSONResponse(
-            {"access_token": issued.access_token, "token_type": "bearer", "expires_in": expires_in}
-        )
-
-    async def long_lived(self, request: Request) -> Response:
-        q = request.query_params
-        if q.get("grant_type") != "th_exchange_token":
-            return JSONResponse(graph_error("Invalid grant_type", code=100), status_code=400)
-        wrong = self.graph.check_secret(q.get("client_secret"))
-        return wrong or self.rotated(q.get("access_token", ""))
-
-    async def refresh(self, request: Request) -> Response:
-        q = request.query_params
-        if q.get("grant_type") != "th_refresh_token":
-            return JSONResponse(graph_error("Invalid grant_type", code=100), status_code=400)
-        return self.rotated(q.get("access_token", ""))
-
     # -- reading -------------------------------------------------------------------------------
-
-    def own(self, token: Token, node: str, kind: str = "post") -> StoredPost | None:
-        post = self.kit.store.get_post("threads", node)
-        if post is None or post.kind != kind or post.status == "deleted":
-            return None
-        return post if post.account_id == token.account_id else None
-
-    def not_found(self, node: str, method: str = "get") -> Response:
-        return self.kit.error(
-            "not_found",
-            f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be "
-            "loaded due to missing permissions, or does not support this operation.",
-        )
 
     def media_json(self, post: StoredPost, fields: set[str]) -> dict[str, Any]:
         account = self.kit.store.account("threads", post.account_id)
@@ -167,19 +123,12 @@ class ThreadsSandbox:
         if token is None:
             return error  # type: ignore[return-value]
         fields = field_names(request.query_params.get("fields"))
-        container = self.own(token, node, "container")
+        container = self.graph.own(token, node, "container")
         if container is not None:
-            if container.status == "pending" and container.extra.get("video"):
-                container.extra["polls"] = container.extra.get("polls", 0) + 1
-                if container.extra["polls"] > 1:
-                    container.status = "finished"
-            status = {"pending": "IN_PROGRESS", "finished": "FINISHED"}.get(
-                container.status, "PUBLISHED"
-            )
-            return answer({"id": node, "status": status}, headers)
-        post = self.own(token, node) or self.own(token, node, "comment")
+            return answer({"id": node, "status": self.container_status(container)}, headers)
+        post = self.graph.own(token, node) or self.graph.own(token, node, "comment")
         if post is None:
-            return self.not_found(node)
+            return self.graph.not_found(node)
         return answer(self.media_json(post, fields), headers)
 
     async def read_edge(self, request: Request, version: str, node: str, edge: str) -> Response:
@@ -188,22 +137,7 @@ class ThreadsSandbox:
             return error  # type: ignore[return-value]
         q = request.query_params
         if edge == "threads" and node in (token.account_id, "me"):
-            since = unix_or_iso(q.get("since"))
-            posts = [
-                p
-                for p in self.kit.store.posts_of("threads", token.account_id)
-                if p.status != "deleted" and (since is None or p.created_at >= since)
-            ]
-            posts.sort(key=lambda p: p.created_at, reverse=True)
-            limit = int(q["limit"]) if q.get("limit", "").isdigit() else 25
-            fields = field_names(q.get("fields")) or {"id"}
-            return answer(
-                {
-                    "data": [self.media_json(p, fields) for p in posts[:limit]],
-                    "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}},
-                },
-                headers,
-            )
+            return self.timeline(q, token.account_id, headers)
         if edge == "threads_insights" and node in (token.account_id, "me"):
             account = self.kit.store.account("threads", token.account_id)
             metrics = as_list(q.get("metric")) or ["followers_count"]
@@ -225,9 +159,9 @@ class ThreadsSandbox:
                 headers,
             )
         if edge == "insights":
-            post = self.own(token, node)
+            post = self.graph.own(token, node)
             if post is None:
-                return self.not_found(node)
+                return self.graph.not_found(node)
             m = post.metrics()
             known = {
                 "views": m["video_views"] if post.extra.get("video") else m["impressions"],
@@ -242,15 +176,15 @@ class ThreadsSandbox:
             if unknown or not metrics:
                 return self.kit.error("validation", f"metric must be one of: {', '.join(known)}")
             return answer({"data": [insight(name, known[name]) for name in metrics]}, headers)
-        return self.not_found(f"{node}/{edge}")
+        return self.graph.not_found(f"{node}/{edge}")
 
     async def delete_node(self, request: Request, version: str, node: str) -> Response:
         token, error, headers = await self.graph.guard(request, version, "delete")
         if token is None:
             return error  # type: ignore[return-value]
-        post = self.own(token, node) or self.own(token, node, "comment")
+        post = self.graph.own(token, node) or self.graph.own(token, node, "comment")
         if post is None:
-            return self.not_found(node, "delete")
+            return self.graph.not_found(node, "delete")
         post.status = "deleted"
         return answer({"success": True, "deleted_id": node}, headers)
 
@@ -266,7 +200,7 @@ class ThreadsSandbox:
         if token is None:
             return error  # type: ignore[return-value]
         if node not in (token.account_id, "me") or edge not in ("threads", "threads_publish"):
-            return self.not_found(f"{node}/{edge}", "post")
+            return self.graph.not_found(f"{node}/{edge}", "post")
         if edge == "threads":
             return self.container(token, params, headers)
         return await self.publish(request, token, params, headers)
@@ -284,7 +218,7 @@ class ThreadsSandbox:
             return self.kit.error(
                 "validation", f"Param text must be at most {MAX_TEXT} characters long."
             )
-        if reply_to and self.own(token, str(reply_to)) is None:
+        if reply_to and self.graph.own(token, str(reply_to)) is None:
             return self.kit.error("validation", "Param reply_to_id is not a valid Threads post.")
         children: list[str] = []
         url = None
@@ -296,7 +230,7 @@ class ThreadsSandbox:
             url = params.get("video_url")
         elif media_type == "CAROUSEL":
             children = [str(c) for c in as_list(params.get("children"))]
-            found = [self.own(token, c, "container") for c in children]
+            found = [self.graph.own(token, c, "container") for c in children]
             if not 2 <= len(children) <= MAX_CAROUSEL or any(
                 c is None or not c.extra.get("carousel_item") for c in found
             ):
@@ -334,12 +268,12 @@ class ThreadsSandbox:
         self, request: Request, token: Token, params: dict[str, Any], headers: dict[str, str]
     ) -> Response:
         container_id = str(params.get("creation_id") or "")
-        container = self.own(token, container_id, "container")
+        container = self.graph.own(token, container_id, "container")
         if container is None or container.extra.get("carousel_item"):
             return self.kit.error("validation", "Param creation_id is not a valid container.")
         if container.status == "published":
             return self.kit.error("validation", "The media container was already published.")
-        children = [self.own(token, c, "container") for c in container.extra["children"]]
+        children = [self.graph.own(token, c, "container") for c in container.extra["children"]]
         if container.status != "finished" or any(c and c.status != "finished" for c in children):
             body = graph_error(
                 "The media is not ready to be published. Please wait a moment.", code=24
