@@ -1,0 +1,1 @@
+"""Chorus analytics: every domain event into ClickHouse, dashboards and exports on top."""

@@ -1,0 +1,6 @@
+DROP VIEW IF EXISTS accounts SYNC;
+DROP TABLE IF EXISTS account_changes SYNC;
+DROP VIEW IF EXISTS posts SYNC;
+DROP TABLE IF EXISTS post_changes SYNC;
+DROP VIEW IF EXISTS workspaces SYNC;
+DROP TABLE IF EXISTS workspace_changes SYNC;
