@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+from analytics_support import AnalyticsApp, analytics_settings, new_database
 from faststream.kafka import TestKafkaBroker
 
-from chorus_analytics.main import AnalyticsRuntime, build
-from chorus_analytics.settings import AnalyticsSettings
+from chorus_analytics.main import build
 from chorus_analytics.store import MIGRATIONS, SESSION_SETTINGS
 from chorus_runtime.clickhouse import EmbeddedClickHouseClient, migrate_up
 from chorus_runtime.service import Role
@@ -65,10 +61,6 @@ def clickhouse_server_url(docker_engine: None) -> Iterator[str]:
         yield f"clickhouse://{container.username}:{container.password}@{host}:{port}/"
 
 
-def new_database() -> str:
-    return f"analytics_{uuid.uuid4().hex[:12]}"
-
-
 @pytest.fixture
 async def database(chdb_path: Path) -> AsyncIterator[str]:
     """A fresh, migrated database name (dropped afterwards)."""
@@ -86,41 +78,6 @@ async def ch(chdb_path: Path, database: str) -> AsyncIterator[EmbeddedClickHouse
     client = EmbeddedClickHouseClient(chdb_path, database=database, settings=SESSION_SETTINGS)
     yield client
     await client.close()
-
-
-def analytics_settings(chdb_path: Path, database: str, **kw: Any) -> AnalyticsSettings:
-    values: dict[str, Any] = {
-        "clickhouse_url": f"chdb://{chdb_path}",
-        "clickhouse_database": database,
-        "kafka_bootstrap_servers": "127.0.0.1:9",  # overridden where a broker is used
-        "log_json": False,
-        **kw,
-    }
-    return AnalyticsSettings(**values)
-
-
-@dataclass
-class AnalyticsApp:
-    runtime: AnalyticsRuntime
-    client: httpx.AsyncClient
-    tokens: TestTokens
-
-    def headers(
-        self, workspace: uuid.UUID | str, role: str = "viewer", **kw: Any
-    ) -> dict[str, str]:
-        return self.tokens.headers(str(workspace), role, **kw)
-
-    async def get(
-        self, path: str, workspace: uuid.UUID | str, role: str = "viewer", **params: Any
-    ) -> httpx.Response:
-        return await self.client.get(
-            "/api/v1/analytics" + path, params=params, headers=self.headers(workspace, role)
-        )
-
-    async def ok(self, path: str, workspace: uuid.UUID | str, **params: Any) -> Any:
-        resp = await self.get(path, workspace, **params)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
 
 
 @pytest.fixture

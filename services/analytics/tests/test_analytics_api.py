@@ -13,7 +13,7 @@ post metrics (cumulative likes, comments, shares, saves / impressions / reach):
   P2 (X2, A2, x-2, delivered 03-10 13:00Z):  03-10 5,1,0,0/50/40 | 03-11 15,3,2,0/150/100
   P3 (no post, A1, li-3):                    03-02 7,0,0,0/70/60
   P4 (X4, A1, li-4, delivered 03-10 02:30Z): 03-11 3,1,0,0/40/30
-  B-P (B1, b-1):                             03-10 1000,0,0,0/10000/9000
+  B-P (B1, bee-post-1):                      03-10 1000,0,0,0/10000/9000
 Current period 03-08..03-14, default comparison 03-01..03-07 (UTC days).
 """
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from analytics_support import AnalyticsApp, analytics_settings, new_database
 from analytics_testkit import (
     account_connected,
     account_metrics,
@@ -40,7 +41,6 @@ from analytics_testkit import (
     settings_changed,
     workspace_created,
 )
-from conftest import AnalyticsApp, analytics_settings, new_database
 from faststream.kafka import TestKafkaBroker
 
 from chorus_analytics.main import build
@@ -555,3 +555,29 @@ async def test_exports_stream_page_by_page(api: AnalyticsApp, s: Seed) -> None:
         "eventId,occurredAt,actorType,actorId,action,resourceType,resourceId,statusCode,ip,"
         "userAgent,requestId,durationMs"
     ]
+
+
+async def test_an_unavailable_store_is_a_503(
+    chdb_path: Path, database: str, tokens: TestTokens
+) -> None:
+    from test_analytics_writer import FlakyClient
+
+    flaky = FlakyClient(
+        EmbeddedClickHouseClient(chdb_path, database=database, settings=SESSION_SETTINGS)
+    )
+    runtime = build(analytics_settings(chdb_path, database), clickhouse=flaky)
+    async with (
+        TestKafkaBroker(runtime.broker),
+        running(runtime, Role.API, verifier=tokens.verifier()) as svc,
+    ):
+        app = AnalyticsApp(runtime, svc.client, tokens)
+        assert (await app.get("/overview", uuid.uuid4())).status_code == 200
+        flaky.down = True
+        resp = await app.get("/overview", uuid.uuid4())
+        assert resp.status_code == 503
+        assert resp.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+        assert resp.headers["retry-after"] == "5"
+        ready = await svc.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["clickhouse"]["status"] == "down"
+        flaky.down = False

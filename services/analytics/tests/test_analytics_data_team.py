@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from analytics_support import new_database
 from analytics_testkit import (
     account_metrics,
     audited,
@@ -18,7 +19,6 @@ from analytics_testkit import (
     post_metrics,
     workspace_created,
 )
-from conftest import new_database
 
 from chorus_analytics import readers
 from chorus_analytics.main import main

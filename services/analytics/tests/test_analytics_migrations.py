@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import new_database
+from analytics_support import new_database
 
 from chorus_analytics.main import main
 from chorus_analytics.mappings import TABLES

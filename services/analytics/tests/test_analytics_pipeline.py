@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from analytics_support import analytics_settings
 from analytics_testkit import Offsets, account_metrics, counts, post_metrics, record_for
-from conftest import analytics_settings
 from test_analytics_writer import FlakyClient, example_records, expected_counts
 
 from chorus_analytics.main import AnalyticsRuntime, build, consumed_topics
@@ -230,8 +230,8 @@ async def _some(coro, keys):  # type: ignore[no-untyped-def]
 
 
 async def _fresh_rollups(chdb_path: Path, events: list) -> list[dict[str, object]]:  # type: ignore[type-arg]
+    from analytics_support import new_database
     from analytics_testkit import ingest
-    from conftest import new_database
 
     from chorus_analytics.store import MIGRATIONS
     from chorus_runtime.clickhouse import migrate_up

@@ -111,8 +111,10 @@ def test_every_statement_is_scoped_to_the_callers_workspace() -> None:
 
 
 def test_settings_embedded_default_and_production_requirement() -> None:
-    s = AnalyticsSettings(mode="embedded")
+    s = AnalyticsSettings(mode="embedded", topic_prefix="")
     assert s.clickhouse_url == EMBEDDED_CLICKHOUSE_URL and s.embedded_clickhouse
+    e2e = AnalyticsSettings(mode="embedded", topic_prefix="e2e.")
+    assert e2e.clickhouse_url == EMBEDDED_CLICKHOUSE_URL + "-e2e", "one store per deployment"
     assert s.port == 8005 and not AnalyticsSettings.needs_database()
     assert (s.ingest_batch_max_rows, s.ingest_batch_max_seconds) == (10_000, 1.0)
     with pytest.raises(SettingsError, match="CHORUS_ANALYTICS_CLICKHOUSE_URL"):

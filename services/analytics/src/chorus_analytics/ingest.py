@@ -22,7 +22,8 @@ ReplacingMergeTree on the event id (exact with FINAL) and the rollups use only
 duplicate-insensitive aggregates, so the final numbers do not change.
 
 The runtime's `ConsumerRuntime` handles one message at a time; this module is the batching
-counterpart on plain aiokafka (see the service README section in docs/data-team.md).
+counterpart on plain aiokafka, kept in this service until it moves to the runtime (it
+needs no Postgres: dedup is ClickHouse's). Schema and replay: docs/data-team.md.
 """
 
 from __future__ import annotations
@@ -392,7 +393,8 @@ class KafkaIngestor:
                 if not owned:
                     continue
                 started = time.perf_counter()
-                batch = prepare(owned, known_types=self.known_types)
+                # Off the event loop: in `--role all` the API shares this loop.
+                batch = await asyncio.to_thread(prepare, owned, known_types=self.known_types)
                 if inflight is not None:
                     await inflight
                 inflight = asyncio.create_task(

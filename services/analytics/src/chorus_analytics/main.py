@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from chorus_analytics import readers
 from chorus_analytics.api import AnalyticsApi, router
@@ -24,11 +28,14 @@ from chorus_analytics.repository import AnalyticsRepository
 from chorus_analytics.settings import AnalyticsSettings
 from chorus_analytics.store import MIGRATIONS, AnalyticsStore
 from chorus_contracts.registry import load_registry
-from chorus_runtime.clickhouse import ClickHouseClient, redact_url
+from chorus_runtime.clickhouse import ClickHouseClient, ClickHouseUnavailable, redact_url
+from chorus_runtime.errors import error_response
 from chorus_runtime.service import Role, ServiceRuntime, run_cli
 from chorus_runtime.telemetry import setup_logging
 
 __all__ = ["MIGRATIONS", "AnalyticsRuntime", "build", "main"]
+
+log = logging.getLogger("chorus.analytics")
 
 
 class AnalyticsRuntime(ServiceRuntime):
@@ -77,10 +84,25 @@ def build(
     runtime.add_task(Role.WORKER, "clickhouse-ingest", ingestor.run)
     runtime.add_task(Role.WORKER, "ingest-lag", ingestor.lag_reporter)
     runtime.include_router(router)
-    runtime.configure_app(lambda app: setattr(app.state, "analytics", api))
+    runtime.configure_app(lambda app: _configure(app, api))
     runtime.add_command("migrate-clickhouse", _migrate_all)
     runtime.add_command("refresh-readers", _refresh_readers)
     return runtime
+
+
+def _configure(app: FastAPI, api: AnalyticsApi) -> None:
+    app.state.analytics = api
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("ClickHouse unavailable", extra={"fields": {"error": str(exc)[:300]}})
+        return error_response(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "analytics store unavailable, try again shortly",
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(ClickHouseUnavailable, unavailable)
 
 
 async def _migrate_all(runtime: ServiceRuntime) -> int:

@@ -31,6 +31,18 @@ def _post_daily(filters: str = f"{ACCOUNTS} AND {PLATFORM}", until: str = "end")
 
 _POST_DAILY = _post_daily()
 
+
+def _active(first: str, last: str) -> str:
+    """Targets with a snapshot in [first, last]: the others gained nothing there, so only
+    their history is read (dashboards stay fast as the history grows)."""
+    return f"""(account_id, platform_post_id) IN (
+        SELECT account_id, platform_post_id FROM post_metrics_daily
+        WHERE workspace_id = {{ws:UUID}} AND day >= {first} AND day <= {last})"""
+
+
+_ACTIVE = _active("{start:Date}", "{end:Date}")
+_POST_DAILY_ACTIVE = _post_daily(f"{ACCOUNTS} AND {PLATFORM} AND {_ACTIVE}")
+
 _GAINS = ",\n    ".join(
     f"argMaxIf(c_{m}, day, day <= {{end:Date}}) - argMaxIf(c_{m}, day, day < {{start:Date}}) AS {m}"
     for m in _METRICS
@@ -44,7 +56,7 @@ POST_GAINS = f"""
 SELECT account_id, platform, platform_post_id, max(post_id) AS post_id,
     {_GAINS},
     {_TOTALS}
-FROM ({_POST_DAILY})
+FROM ({_POST_DAILY_ACTIVE})
 GROUP BY account_id, platform, platform_post_id
 HAVING max(day) >= {{start:Date}}"""
 
@@ -62,9 +74,14 @@ POST_GAINS_TWO = f"""
 SELECT account_id, platform, platform_post_id, max(post_id) AS post_id,
     maxIf(day, day <= {{end:Date}}) AS last_day,
     {_GAINS_TWO}
-FROM ({_post_daily(until="last")})
-GROUP BY account_id, platform, platform_post_id
-HAVING max(day) >= least({{start:Date}}, {{cmp_start:Date}})"""
+FROM ({
+    _post_daily(
+        f"{ACCOUNTS} AND {PLATFORM} AND "
+        + _active("least({start:Date}, {cmp_start:Date})", "{last:Date}"),
+        until="last",
+    )
+})
+GROUP BY account_id, platform, platform_post_id"""
 
 _DELTAS = ",\n        ".join(f"c_{m} - lagInFrame(c_{m}, 1, 0) OVER w AS {m}" for m in _METRICS)
 _DELTA_SUMS = ",\n    ".join(f"sum({m}) AS {m}" for m in _METRICS)
@@ -75,7 +92,7 @@ SELECT day, {_DELTA_SUMS}
 FROM (
     SELECT day,
         {_DELTAS}
-    FROM ({_POST_DAILY})
+    FROM ({_POST_DAILY_ACTIVE})
     WINDOW w AS (PARTITION BY account_id, platform_post_id ORDER BY day
                  ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
 )

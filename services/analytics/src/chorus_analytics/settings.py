@@ -8,12 +8,12 @@ server in production (`clickhouse://user:password@host:8123/`).
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from chorus_runtime.settings import ServiceSettings
+from chorus_runtime.settings import Mode, ServiceSettings, SettingsError
 
 EMBEDDED_CLICKHOUSE_URL = "chdb://.chorus/analytics-chdb"
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -22,8 +22,6 @@ _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 class AnalyticsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CHORUS_ANALYTICS_", extra="ignore", frozen=True)
     service_name: ClassVar[str] = "analytics"
-    # The server URL carries a password: no default outside the embedded mode.
-    embedded_secret_defaults: ClassVar[dict[str, str]] = {"clickhouse_url": EMBEDDED_CLICKHOUSE_URL}
 
     port: int = 8005
 
@@ -53,6 +51,29 @@ class AnalyticsSettings(ServiceSettings):
 
     export_chunk_rows: int = Field(default=5_000, ge=1, le=100_000)
     max_range_days: int = Field(default=366, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_store(cls, values: Any) -> Any:
+        """Embedded default: `.chorus/analytics-chdb`, one directory per topic prefix, since a
+        prefix is a separate deployment (e.g. the e2e stack beside a developer's `make up`)
+        and a chdb directory can be open in one process only."""
+        if isinstance(values, dict) and not values.get("clickhouse_url"):
+            mode = str(values.get("mode", Mode.EMBEDDED.value))
+            if mode == Mode.EMBEDDED.value:
+                prefix = re.sub(r"[^A-Za-z0-9_-]+", "-", str(values.get("topic_prefix") or ""))
+                suffix = prefix.strip("-")
+                values["clickhouse_url"] = EMBEDDED_CLICKHOUSE_URL + (
+                    f"-{suffix}" if suffix else ""
+                )
+        return values
+
+    @model_validator(mode="after")
+    def _require_server_url(self) -> AnalyticsSettings:
+        # The server URL carries a password: no default outside the embedded mode.
+        if not self.clickhouse_url:
+            raise SettingsError(f"{self.service_name}: set {self.env_name('clickhouse_url')}")
+        return self
 
     @field_validator("clickhouse_database")
     @classmethod
