@@ -41,7 +41,8 @@ KNOWN_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("connector", "chorus_connector.main", 8002),
     ServiceSpec("listening", "chorus_listening.main", 8003),
     ServiceSpec("inbox", "chorus_inbox.main", 8004),
-    ServiceSpec("analytics", "chorus_analytics.main", 8005),
+    # Analytics keeps its data in ClickHouse (embedded: chdb under the state directory).
+    ServiceSpec("analytics", "chorus_analytics.main", 8005, database=False),
     ServiceSpec("ai", "chorus_ai.main", 8006),
     ServiceSpec("sandbox", "chorus_sandbox.main", 8010, database=False),
 )
@@ -100,6 +101,10 @@ class Stack:
                 for name, url in urls.items():
                     if name not in ("gateway", "sandbox"):
                         env[f"CHORUS_GATEWAY_{name.upper()}_URL"] = url
+            if "analytics" in urls:
+                env["CHORUS_ANALYTICS_CLICKHOUSE_URL"] = (
+                    f"chdb://{self.state.resolve()}/analytics-chdb"
+                )
             if "sandbox" in urls:
                 # Dev/test only: the connector talks to the simulated platforms.
                 env["CHORUS_CONNECTOR_SANDBOX_URL"] = urls["sandbox"]
