@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import jwt
 
 from chorus_gateway.main import MIGRATIONS as GATEWAY_MIGRATIONS
 from chorus_gateway.settings import GatewaySettings
@@ -248,6 +250,7 @@ class Stack:
     factory: DatabaseFactory = field(default_factory=DatabaseFactory)
     broker: BrokerProcess | None = None
     services: list[Service] = field(default_factory=list)
+    publishing_owner_url: str = ""
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chorus-bench-")))
 
     async def close(self) -> None:
@@ -269,6 +272,7 @@ async def start_stack(stack: Stack, args: argparse.Namespace) -> tuple[Service, 
     try:
         gateway_db = await stack.factory.create("gateway", GATEWAY_MIGRATIONS)
         publishing_db = await stack.factory.create("publishing", PUBLISHING_MIGRATIONS)
+        stack.publishing_owner_url = publishing_db.owner_url
     except Exception as exc:
         raise SetupError(
             f"Postgres at {ADMIN_URL} (CHORUS_TEST_ADMIN_DATABASE_URL): {type(exc).__name__}: {exc}"
@@ -315,7 +319,26 @@ async def start_stack(stack: Stack, args: argparse.Namespace) -> tuple[Service, 
     return gw, pub
 
 
-async def create_post(client: httpx.AsyncClient, gateway: str) -> tuple[str, dict[str, str]]:
+async def connect_account(owner_url: str, workspace_id: str) -> str:
+    """An X account publishing may post to. Written straight into its projection: the
+    connector (OAuth with the sandbox) is not part of this measurement."""
+    account_id = str(uuid.uuid4())
+    conn = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(
+            "INSERT INTO accounts (id, workspace_id, platform, username, status)"
+            " VALUES ($1, $2, 'x', 'bench', 'active')",
+            account_id,
+            workspace_id,
+        )
+    finally:
+        await conn.close()
+    return account_id
+
+
+async def create_post(
+    client: httpx.AsyncClient, gateway: str, publishing_owner_url: str
+) -> tuple[str, dict[str, str]]:
     """Register a user and create one post, both through the gateway."""
     reg = await client.post(
         f"{gateway}/api/v1/auth/register",
@@ -328,13 +351,16 @@ async def create_post(client: httpx.AsyncClient, gateway: str) -> tuple[str, dic
     )
     if reg.status_code != 201:
         raise SetupError(f"register through the gateway: {reg.status_code} {reg.text[:500]}")
-    headers = {"Authorization": f"Bearer {reg.json()['accessToken']}"}
+    token = reg.json()["accessToken"]
+    headers = {"Authorization": f"Bearer {token}"}
+    workspace_id = jwt.decode(token, options={"verify_signature": False})["wid"]
+    account_id = await connect_account(publishing_owner_url, workspace_id)
     created = await client.post(
         f"{gateway}/api/v1/posts",
         headers=headers,
         json={
             "content": {"text": "Benchmark post", "hashtags": ["bench"]},
-            "platforms": [{"platform": "x", "accountId": str(uuid.uuid4())}],
+            "platforms": [{"platform": "x", "accountId": account_id}],
         },
     )
     if created.status_code != 201:
@@ -365,7 +391,7 @@ async def set_up(stack: Stack, args: argparse.Namespace) -> tuple[dict[str, str]
         async with httpx.AsyncClient(timeout=10) as client:
             for service in (gw, pub):
                 await wait_ready(client, service, args.ready_timeout)
-            post_id, headers = await create_post(client, gw.url)
+            post_id, headers = await create_post(client, gw.url, stack.publishing_owner_url)
             path = f"/api/v1/posts/{post_id}"
             urls = {"direct": f"{pub.url}{path}", "gateway": f"{gw.url}{path}"}
             await check_same_answer(client, urls, headers, post_id)

@@ -368,6 +368,74 @@ async def test_cached_keys_survive_a_jwks_outage(signer: JwtSigner) -> None:
     assert calls["n"] == 2, "the TTL expired, the refresh failed, the cached keys were used"
 
 
+class CountingVerify:
+    """Wraps `verify_token` in the verifier's module to count full signature checks."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import chorus_runtime.auth.jwks as jwks_module
+
+        self.calls = 0
+        real = jwks_module.verify_token
+
+        def counting(*args: Any, **kwargs: Any) -> Principal:
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(jwks_module, "verify_token", counting)
+
+
+async def test_a_verified_token_is_not_checked_again(
+    signer: JwtSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = CountingVerify(monkeypatch)
+    verifier = TokenVerifier(StaticJwks(signer), issuer=ISS, audience=AUD)
+    token = signer.issue(claims(role="viewer"))
+    first = await verifier.verify(token)
+    for _ in range(5):
+        assert await verifier.verify(token) == first
+    assert counter.calls == 1
+    await verifier.verify(signer.issue(claims()))
+    assert counter.calls == 2, "another token is checked in full"
+
+
+async def test_cached_token_stops_at_its_expiry(
+    signer: JwtSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = CountingVerify(monkeypatch)
+    verifier = TokenVerifier(StaticJwks(signer), issuer=ISS, audience=AUD)
+    token = signer.issue(claims(), ttl_seconds=60)
+    await verifier.verify(token)
+    import chorus_runtime.auth.jwks as jwks_module
+
+    later = time.time() + 61
+    monkeypatch.setattr(jwks_module.time, "time", lambda: later)
+    await verifier.verify(token)  # still inside the leeway for PyJWT's real clock
+    assert counter.calls == 2, "past its exp the cache no longer answers"
+
+
+async def test_removing_a_key_revokes_its_cached_tokens(signer: JwtSigner) -> None:
+    verifier = TokenVerifier(
+        StaticJwks(signer), issuer=ISS, audience=AUD, ttl_seconds=0, min_refresh_seconds=0
+    )
+    token = signer.issue(claims())
+    await verifier.verify(token)
+    signer.keys = [SigningKey.generate("key-2")]  # key-1 withdrawn
+    with pytest.raises(TokenError, match="unknown signing key"):
+        await verifier.verify(token)
+
+
+async def test_token_cache_is_bounded(signer: JwtSigner, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = CountingVerify(monkeypatch)
+    verifier = TokenVerifier(StaticJwks(signer), issuer=ISS, audience=AUD, cache_size=2)
+    a, b, c = (signer.issue(claims()) for _ in range(3))
+    for token in (a, b, c):
+        await verifier.verify(token)
+    await verifier.verify(c)
+    assert counter.calls == 3, "the newest stays cached"
+    await verifier.verify(a)
+    assert counter.calls == 4, "the oldest was evicted"
+
+
 # -- the permission matrix ---------------------------------------------------------------------
 
 

@@ -125,6 +125,11 @@ def build_upstream(state: UpstreamState) -> FastAPI:
 
         return StreamingResponse(body(), media_type="text/plain")
 
+    @app.get("/api/v1/posts/short")
+    async def short() -> Response:
+        # Declares more than it sends: the upstream dies before the body is complete.
+        return Response(b"partial", headers={"content-length": "100"})
+
     @app.api_route("/api/v1/media/sized", methods=["GET", "HEAD"])
     async def sized() -> Response:
         return Response(b"x" * 1_000_000, media_type="application/octet-stream")
@@ -517,6 +522,25 @@ async def test_upstream_failing_mid_body_is_not_a_clean_response(
         )
 
 
+async def test_small_body_cut_short_is_a_clean_502(upstream: tuple[str, UpstreamState]) -> None:
+    """Small sized bodies are read whole before the headers go out, so an upstream that
+    dies mid-body becomes a proper error, never a truncated 200."""
+    url, _ = upstream
+    before = metric(
+        "chorus_gateway_upstream_requests_total", service="publishing", outcome="unreachable"
+    )
+    async with gateway(all_upstreams(url)) as gw:
+        r = await gw.client.get("/api/v1/posts/short")
+        assert r.status_code == 502
+        assert r.json()["error"]["code"] == "BAD_GATEWAY"
+        after = metric(
+            "chorus_gateway_upstream_requests_total", service="publishing", outcome="unreachable"
+        )
+        assert after == before + 1
+        # The connection pool is healthy afterwards.
+        assert (await gw.client.get("/api/v1/posts/echo")).status_code == 200
+
+
 @pytest.mark.unit
 async def test_upstream_closed_when_sending_to_client_fails() -> None:
     """The other half of the above, where the client is found gone while the gateway writes
@@ -632,6 +656,21 @@ async def test_body_over_limit_by_content_length(upstream: tuple[str, UpstreamSt
         r = await gw.client.post("/api/v1/posts/big", content=b"a" * 1024)
         assert r.status_code == 200
         assert len(r.json()["body"]) == 1024
+
+
+async def test_media_uploads_have_their_own_larger_limit(
+    upstream: tuple[str, UpstreamState],
+) -> None:
+    url, _ = upstream
+    async with gateway(all_upstreams(url), max_body_bytes=1024, upload_max_body_bytes=4096) as gw:
+        ok = await gw.client.post("/api/v1/media", content=b"m" * 3000)
+        assert ok.status_code == 200, ok.text
+        assert len(ok.json()["body"]) == 3000
+        too_large = await gw.client.post("/api/v1/media", content=b"m" * 5000)
+        assert assert_error(too_large, 413, "PAYLOAD_TOO_LARGE")["details"] == {"maxBytes": 4096}
+        # Only the upload itself: any other media call keeps the API limit.
+        other = await gw.client.put("/api/v1/media/x", content=b"m" * 3000)
+        assert assert_error(other, 413, "PAYLOAD_TOO_LARGE")["details"] == {"maxBytes": 1024}
 
 
 async def test_body_over_limit_while_streaming(upstream: tuple[str, UpstreamState]) -> None:

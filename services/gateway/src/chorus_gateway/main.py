@@ -66,6 +66,7 @@ def build(settings: GatewaySettings | None = None) -> ServiceRuntime:
         proxy=ReverseProxy(
             upstreams,  # empty URL = not deployed: 503, and listed as unavailable in the docs
             max_body_bytes=settings.max_body_bytes,
+            upload_max_body_bytes=settings.upload_max_body_bytes,
             timeouts=GROUP_TIMEOUTS,
         ),
     )

@@ -67,7 +67,7 @@ class GatewayPipeline:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         ip = self._client_ip(scope, headers)
         try:
-            _check_length(headers, self.gw.settings.max_body_bytes)
+            _check_length(headers, self.gw.proxy.body_limit(method, path))
             if not UNMETERED.match(path):
                 _check_single_credentials(scope["headers"])
             caller, extra = await self._admit(method, path, headers, ip)
@@ -92,7 +92,7 @@ class GatewayPipeline:
                 status["code"] = message["status"]
             await _with_headers(send, extra)(message)
 
-        limited = _limit_body(receive, self.gw.settings.max_body_bytes)
+        limited = _limit_body(receive, self.gw.proxy.body_limit(method, path))
         service = resolve(path)
         if service is not None:
             # Proxied paths never match a gateway route: forward straight from here instead

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import time
 import uuid
@@ -233,6 +234,23 @@ def create_upstream_client(
     )
 
 
+# Upstream bodies up to this size (declared by Content-Length) are read whole, larger or
+# unsized ones are streamed.
+BUFFER_LIMIT = 256 * 1024
+
+
+def _small(upstream: httpx.Response) -> bool:
+    declared = upstream.headers.get("content-length")
+    return declared is not None and declared.isdigit() and int(declared) <= BUFFER_LIMIT
+
+
+UPLOAD_PATHS = re.compile(r"^/api/v1/media/?$")
+
+
+def is_upload(method: str, path: str) -> bool:
+    return method == "POST" and UPLOAD_PATHS.match(path) is not None
+
+
 class BodyTooLarge(Exception):
     """Raised from the streamed request body once it passes the limit."""
 
@@ -320,6 +338,7 @@ class ReverseProxy:
         *,
         client: httpx.AsyncClient | None = None,
         max_body_bytes: int,
+        upload_max_body_bytes: int | None = None,
         timeouts: Mapping[str, httpx.Timeout] | None = None,
         breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker,
     ) -> None:
@@ -327,6 +346,7 @@ class ReverseProxy:
         self._owns_client = client is None
         self.client = client if client is not None else create_upstream_client()
         self.max_body_bytes = max_body_bytes
+        self.upload_max_body_bytes = upload_max_body_bytes or max_body_bytes
         self.timeouts = dict(timeouts or {})
         self._breaker_factory = breaker_factory
         self._breakers: dict[str, CircuitBreaker] = {}
@@ -343,22 +363,24 @@ class ReverseProxy:
         if self._owns_client:
             await self.client.aclose()
 
+    def body_limit(self, method: str, path: str) -> int:
+        """Media uploads may be far larger than any API body."""
+        return self.upload_max_body_bytes if is_upload(method, path) else self.max_body_bytes
+
     async def _limited_body(self, request: Request) -> AsyncIterator[bytes]:
         received = 0
+        limit = self.body_limit(request.method, request.url.path)
         async for chunk in request.stream():
             received += len(chunk)
-            if received > self.max_body_bytes:
+            if received > limit:
                 raise BodyTooLarge
             if chunk:
                 yield chunk
 
-    def _too_large(self, service: str) -> Response:
+    def _too_large(self, service: str, limit: int) -> Response:
         UPSTREAM_REQUESTS.labels(service, Outcome.PAYLOAD_TOO_LARGE).inc()
         return error_response(
-            413,
-            "PAYLOAD_TOO_LARGE",
-            f"request body exceeds {self.max_body_bytes} bytes",
-            {"maxBytes": self.max_body_bytes},
+            413, "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes", {"maxBytes": limit}
         )
 
     def _refusal(self, request: Request, service: str) -> Response | None:
@@ -372,8 +394,9 @@ class ReverseProxy:
         if declared is not None:
             if not (declared.isascii() and declared.isdigit()):
                 return error_response(400, "BAD_REQUEST", "invalid Content-Length")
-            if int(declared) > self.max_body_bytes:
-                return self._too_large(service)
+            limit = self.body_limit(request.method, request.url.path)
+            if int(declared) > limit:
+                return self._too_large(service, limit)
         return None
 
     def _upstream_request(
@@ -451,7 +474,7 @@ class ReverseProxy:
         except BodyTooLarge:
             breaker.release()
             self._end_span(span, "payload too large")
-            return self._too_large(service)
+            return self._too_large(service, self.body_limit(request.method, request.url.path))
         except ClientDisconnect:
             breaker.release()
             UPSTREAM_REQUESTS.labels(service, Outcome.CLIENT_DISCONNECT).inc()
@@ -477,6 +500,27 @@ class ReverseProxy:
             self._end_span(span, type(exc).__name__)
             raise
 
+        body: bytes | None = None
+        if _small(upstream):
+            # Most API answers are a few KB: reading them whole costs less than relaying a
+            # stream (no body task, one send) and a failure is still a clean 502, not a
+            # truncated response after the headers went out.
+            read = await self._read_whole(upstream, service, breaker, span, started)
+            if isinstance(read, Response):
+                return read
+            body = read
+
+        return self._respond(upstream, body, service, breaker, span, started)
+
+    def _respond(
+        self,
+        upstream: httpx.Response,
+        body: bytes | None,
+        service: str,
+        breaker: CircuitBreaker,
+        span: Span,
+        started: float,
+    ) -> Response:
         UPSTREAM_DURATION.labels(service).observe(time.perf_counter() - started)
         span.set_attribute("http.response.status_code", upstream.status_code)
         if upstream.status_code >= 500:
@@ -486,8 +530,38 @@ class ReverseProxy:
         else:
             breaker.record_success()
             UPSTREAM_REQUESTS.labels(service, Outcome.OK).inc()
+        headers = upstream_response_headers(upstream.headers.raw)
+        if body is not None:
+            span.end()
+            response = Response(body, status_code=upstream.status_code)
+            # Raw list, not a dict: repeated headers (Set-Cookie, Link, Vary) must survive;
+            # the upstream's Content-Length is among them and matches the raw body.
+            response.raw_headers = headers
+            return response
         stream = _UpstreamStream(upstream, span, breaker, service)
-        return ProxiedResponse(stream, upstream_response_headers(upstream.headers.raw))
+        return ProxiedResponse(stream, headers)
+
+    async def _read_whole(
+        self,
+        upstream: httpx.Response,
+        service: str,
+        breaker: CircuitBreaker,
+        span: Span,
+        started: float,
+    ) -> bytes | Response:
+        try:
+            return b"".join([chunk async for chunk in upstream.aiter_raw()])
+        except httpx.TimeoutException as exc:
+            return self._failed(service, breaker, span, started, exc, timeout=True)
+        except httpx.TransportError as exc:
+            return self._failed(service, breaker, span, started, exc, timeout=False)
+        except BaseException as exc:
+            breaker.release()
+            self._end_span(span, type(exc).__name__)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
 
     def _failed(
         self,

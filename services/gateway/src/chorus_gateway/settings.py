@@ -33,6 +33,8 @@ class GatewaySettings(ServiceSettings):
     analytics_url: str = ""
     ai_url: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
+    # POST /api/v1/media: publishing accepts videos up to 512 MiB (plus multipart framing).
+    upload_max_body_bytes: int = 520 * 1024 * 1024
     cors_allow_origins: list[str] = Field(default_factory=list)
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
