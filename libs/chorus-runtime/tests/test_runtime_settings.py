@@ -120,8 +120,11 @@ def test_production_error_uses_the_services_own_prefix() -> None:
     from chorus_publishing.settings import PublishingSettings
 
     with pytest.raises(SettingsError) as info:
-        PublishingSettings(mode="production")
+        PublishingSettings(mode="production", media_signing_secret="s")
     assert "CHORUS_PUBLISHING_DATABASE_URL" in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        PublishingSettings(mode="production", database_url="postgresql://app@db/x")
+    assert "CHORUS_PUBLISHING_MEDIA_SIGNING_SECRET" in str(info.value)
 
 
 def test_a_service_without_a_database_needs_no_url() -> None:

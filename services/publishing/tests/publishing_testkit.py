@@ -23,6 +23,7 @@ from chorus_contracts.events.connector import (
     PublishRequested,
 )
 from chorus_contracts.events.identity import WorkspaceSettingsChanged
+from chorus_publishing.repository import upsert_account
 from chorus_runtime.db.database import to_asyncpg_dsn
 from chorus_runtime.service import ServiceRuntime
 from chorus_testing.auth import TestTokens
@@ -68,11 +69,45 @@ class Publishing:
     def headers(self, workspace: str, role: str = "owner", **kw: Any) -> dict[str, str]:
         return self.tokens.headers(workspace, role, **kw)
 
+    async def connect(
+        self,
+        workspace: str,
+        platform: str = "x",
+        *,
+        account_id: str | None = None,
+        status: str = "active",
+        username: str | None = None,
+    ) -> str:
+        """An account of `workspace` in the connector.accounts projection (the repository
+        function the consumer uses), so posts may target it."""
+        assert self.runtime is not None and self.runtime.db is not None
+        account_id = account_id or str(uuid.uuid4())
+        async with self.runtime.db.unit_of_work(tenant_id=workspace) as uow:
+            await upsert_account(
+                uow.session,
+                id=account_id,
+                workspace_id=workspace,
+                platform=platform,
+                username=username or f"{platform}-{account_id[:8]}",
+                status=status,
+            )
+            await uow.commit()
+        return account_id
+
+    async def body(self, workspace: str, *platforms: str, **kw: Any) -> dict[str, Any]:
+        """`post_body(...)` whose accounts are connected accounts of `workspace`."""
+        body = post_body(*platforms, **kw)
+        for target in body["platforms"]:
+            await self.connect(workspace, target["platform"], account_id=target["accountId"])
+        return body
+
     async def create(
         self, workspace: str, *platforms: str, role: str = "owner", **kw: Any
     ) -> httpx.Response:
         return await self.client.post(
-            "/api/v1/posts", json=post_body(*platforms, **kw), headers=self.headers(workspace, role)
+            "/api/v1/posts",
+            json=await self.body(workspace, *platforms, **kw),
+            headers=self.headers(workspace, role),
         )
 
     async def create_ok(self, workspace: str, *platforms: str) -> dict[str, Any]:

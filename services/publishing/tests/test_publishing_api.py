@@ -96,7 +96,7 @@ async def rows_in(p: Publishing, table: str) -> int:
 
 async def test_create_draft_is_201_with_a_camel_case_body(publishing: Publishing) -> None:
     workspace = new_workspace()
-    body = post_body("x", "linkedin", text="Launch day")
+    body = await publishing.body(workspace, "x", "linkedin", text="Launch day")
     resp = await publishing.client.post(
         "/api/v1/posts", json=body, headers=publishing.headers(workspace, "editor")
     )
@@ -206,8 +206,12 @@ async def test_duplicate_targets_are_422(publishing: Publishing) -> None:
     assert await rows_in(publishing, "posts") == 0
 
 
-async def test_same_account_on_two_platforms_is_fine(publishing: Publishing) -> None:
-    account = str(uuid.uuid4())
+async def test_one_account_id_per_platform_must_match_its_connection(
+    publishing: Publishing,
+) -> None:
+    # An account is connected for one platform: the same id on another platform is refused.
+    workspace = new_workspace()
+    account = await publishing.connect(workspace, "x")
     body = {
         "content": {"text": "cross-post"},
         "platforms": [
@@ -216,9 +220,12 @@ async def test_same_account_on_two_platforms_is_fine(publishing: Publishing) -> 
         ],
     }
     resp = await publishing.client.post(
-        "/api/v1/posts", json=body, headers=publishing.headers(new_workspace())
+        "/api/v1/posts", json=body, headers=publishing.headers(workspace)
     )
-    assert resp.status_code == 201, resp.text
+    err = assert_error(resp, 422, "VALIDATION_ERROR")
+    assert [(d["field"], d["rule"]) for d in err["details"]] == [
+        ("platforms.1.accountId", "account_not_connected")
+    ]
 
 
 async def test_malformed_json_is_400(publishing: Publishing) -> None:

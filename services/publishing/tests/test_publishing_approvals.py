@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from publishing_testkit import Publishing, post_body
+from publishing_testkit import Publishing
 
 from chorus_contracts.catalog import build_event
 from chorus_contracts.events.common import Role
@@ -25,7 +25,7 @@ async def editor_schedules(
 ) -> dict[str, Any]:
     resp = await p.client.post(
         "/api/v1/posts",
-        json=post_body(*(platforms or ("x", "linkedin")), scheduledAt=at.isoformat()),
+        json=await p.body(workspace, *(platforms or ("x", "linkedin")), scheduledAt=at.isoformat()),
         headers=p.headers(workspace, "editor"),
     )
     assert resp.status_code == 201, resp.text
@@ -186,7 +186,7 @@ async def test_roles_outside_the_policy_schedule_directly(publishing: Publishing
     at = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
     resp = await publishing.client.post(
         "/api/v1/posts",
-        json=post_body("x", scheduledAt=at),
+        json=await publishing.body(workspace, "x", scheduledAt=at),
         headers=publishing.headers(workspace, "manager"),
     )
     assert resp.status_code == 201, resp.text
@@ -198,7 +198,7 @@ async def test_without_a_policy_an_editor_cannot_schedule(publishing: Publishing
     at = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
     resp = await publishing.client.post(
         "/api/v1/posts",
-        json=post_body("x", scheduledAt=at),
+        json=await publishing.body(workspace, "x", scheduledAt=at),
         headers=publishing.headers(workspace, "editor"),
     )
     assert resp.status_code == 403, resp.text
@@ -234,7 +234,7 @@ async def test_one_workspaces_policy_does_not_bind_another(publishing: Publishin
     for workspace, expected in ((strict, "pending_approval"), (relaxed, "scheduled")):
         resp = await publishing.client.post(
             "/api/v1/posts",
-            json=post_body("x", scheduledAt=at.isoformat()),
+            json=await publishing.body(workspace, "x", scheduledAt=at.isoformat()),
             headers=publishing.headers(workspace, "manager"),
         )
         assert resp.status_code == 201, resp.text

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from publishing_testkit import Publishing, post_body
+from publishing_testkit import Publishing
 
 pytestmark = pytest.mark.component
 
@@ -32,7 +32,9 @@ async def make(
     if at is not None:
         extra["scheduledAt"] = at.isoformat()
     resp = await p.client.post(
-        "/api/v1/posts", json=post_body(*platforms, **extra), headers=p.headers(workspace)
+        "/api/v1/posts",
+        json=await p.body(workspace, *platforms, **extra),
+        headers=p.headers(workspace),
     )
     assert resp.status_code == 201, resp.text
     return resp.json()["post"]  # type: ignore[no-any-return]

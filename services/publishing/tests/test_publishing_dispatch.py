@@ -5,6 +5,7 @@ several dispatchers claiming the same rows (FOR UPDATE SKIP LOCKED)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -12,14 +13,21 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
-from publishing_testkit import Publishing, post_body
+from publishing_testkit import Publishing
 
+from chorus_contracts.events.common import Platform
 from chorus_contracts.events.connector import PublishRequested
-from chorus_contracts.events.publishing import PostStatusChanged, TargetStatusChanged
-from chorus_publishing.dispatcher import Dispatcher
-from chorus_runtime.db.database import Database
+from chorus_contracts.events.publishing import (
+    PostStatus,
+    PostStatusChanged,
+    TargetStatusChanged,
+)
+from chorus_publishing import domain
+from chorus_publishing.dispatcher import Dispatcher, Step, decide
+from chorus_runtime.db.database import Database, to_asyncpg_dsn
 
 pytestmark = pytest.mark.component
 
@@ -39,7 +47,7 @@ async def schedule_post(
 ) -> dict[str, Any]:
     resp = await p.client.post(
         "/api/v1/posts",
-        json=post_body(*platforms, scheduledAt=iso(at)),
+        json=await p.body(workspace, *platforms, scheduledAt=iso(at)),
         headers=p.headers(workspace, role),
     )
     assert resp.status_code == 201, resp.text
@@ -226,3 +234,204 @@ async def test_the_dispatcher_loop_sends_due_posts_by_itself(publishing: Publish
                 await task
     (command,) = await publishing.commands()
     assert str(command.post_id) == post["id"]
+
+
+# -- batches: one transaction and one statement per table for up to `batch_size` posts ------
+
+
+async def test_one_batch_dispatches_posts_of_several_workspaces_each_under_its_tenant(
+    publishing: Publishing,
+) -> None:
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    workspaces = [str(uuid.uuid4()) for _ in range(3)]
+    posts = {
+        w: [await schedule_post(publishing, w, "x", "linkedin", at=at) for _ in range(2)]
+        for w in workspaces
+    }
+    owner = {p["id"]: w for w, ps in posts.items() for p in ps}
+    target_owner = {t["id"]: w for w, ps in posts.items() for p in ps for t in p["targets"]}
+
+    staged = len(await publishing.outbox())
+    async with dispatchers(publishing, 1, batch_size=50) as (d,):
+        assert await d.tick(now=at) == 6
+
+    rows = (await publishing.outbox())[staged:]  # what the one batch staged
+    assert len(rows) == 6 + 12 + 12, "per post: its status, its two targets', two commands"
+    for row in rows:
+        data = row.data
+        post_id = str(data.post_id)  # type: ignore[attr-defined]
+        assert row.headers["ce_tenantid"] == owner[post_id], "the event names its own tenant"
+        assert str(data.workspace_id) == owner[post_id]  # type: ignore[attr-defined]
+        if isinstance(data, PublishRequested):
+            assert target_owner[str(data.target_id)] == owner[post_id]
+            assert data.idempotency_key == str(data.target_id)
+    sent = Counter(str(c.target_id) for c in await publishing.commands())
+    assert set(sent) == set(target_owner) and set(sent.values()) == {1}
+
+    # Each workspace sees its own posts moved, with their history, through RLS…
+    for w, ps in posts.items():
+        for p in ps:
+            got = await publishing.get(w, p["id"])
+            assert got["status"] == "publishing"
+            assert {t["status"] for t in got["targets"]} == {"dispatched"}
+            assert [h["action"] for h in got["history"]] == ["created", "dispatched"]
+    # …and not another's.
+    other = await publishing.client.get(
+        f"/api/v1/posts/{posts[workspaces[0]][0]['id']}",
+        headers=publishing.headers(workspaces[1]),
+    )
+    assert other.status_code == 404, other.text
+    mismatched = await publishing.scalar(
+        "SELECT count(*) FROM post_history h JOIN posts p ON p.id = h.post_id "
+        "WHERE h.workspace_id <> p.workspace_id"
+    )
+    assert mismatched == 0
+
+    # Per post, the outbox keeps the order one post at a time had: status, targets, commands.
+    order = [(str(r.data.post_id), type(r.data).__name__) for r in rows]  # type: ignore[attr-defined]
+    for post_id in owner:
+        kinds = [k for pid, k in order if pid == post_id]
+        assert kinds == [
+            "PostStatusChanged",
+            "TargetStatusChanged",
+            "TargetStatusChanged",
+            "PublishRequested",
+            "PublishRequested",
+        ]
+
+
+async def test_posts_that_cannot_go_do_not_hold_up_the_rest_of_the_batch(
+    publishing: Publishing,
+) -> None:
+    """A post awaiting approval is never claimed; one locked by an edit in flight (being
+    unscheduled) is skipped, not waited for; the others of the batch go out."""
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    workspace, strict = str(uuid.uuid4()), str(uuid.uuid4())
+    ready = [await schedule_post(publishing, workspace, "x", at=at) for _ in range(3)]
+    being_edited = await schedule_post(publishing, workspace, "bluesky", at=at)
+    await publishing.require_approval(strict, "editor")
+    resp = await publishing.client.post(
+        "/api/v1/posts",
+        json=await publishing.body(strict, "x", scheduledAt=iso(at)),
+        headers=publishing.headers(strict, "editor"),
+    )
+    assert resp.status_code == 201, resp.text
+    waiting = resp.json()["post"]
+    assert waiting["status"] == "pending_approval"
+
+    edit = await asyncpg.connect(to_asyncpg_dsn(publishing.db.owner_url))
+    try:
+        tx = edit.transaction()
+        await tx.start()
+        await edit.execute("SELECT set_config('app.system', 'on', true)")  # RLS is forced
+        await edit.execute("SELECT 1 FROM posts WHERE id = $1 FOR UPDATE", being_edited["id"])
+        async with dispatchers(publishing, 1, batch_size=10) as (d,):
+            assert await asyncio.wait_for(d.tick(now=at), 10) == 3, "no wait on the lock"
+            await edit.execute(
+                "UPDATE posts SET status = 'draft', scheduled_at = NULL WHERE id = $1",
+                being_edited["id"],
+            )
+            await tx.commit()
+            assert await d.tick(now=at + timedelta(minutes=1)) == 0
+    finally:
+        await edit.close()
+
+    sent = [str(c.post_id) for c in await publishing.commands()]
+    assert sorted(sent) == sorted(p["id"] for p in ready)
+    assert (await publishing.get(workspace, being_edited["id"]))["status"] == "draft"
+    assert (await publishing.get(strict, waiting["id"]))["status"] == "pending_approval"
+
+
+async def test_one_more_post_than_a_batch_goes_out_in_two_batches_each_target_once(
+    publishing: Publishing,
+) -> None:
+    batch = 4
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    workspaces = [str(uuid.uuid4()), str(uuid.uuid4())]
+    posts = [
+        await schedule_post(publishing, workspaces[i % 2], "x", "threads", at=at)
+        for i in range(batch + 1)
+    ]
+    targets = {t["id"] for p in posts for t in p["targets"]}
+
+    async with dispatchers(publishing, 1, batch_size=batch) as (d,):
+        assert await d.tick(now=at) == batch
+        assert await d.tick(now=at) == 1
+        assert await d.tick(now=at) == 0
+
+    sent = Counter(str(c.target_id) for c in await publishing.commands())
+    assert set(sent) == targets
+    assert set(sent.values()) == {1}, "every target exactly once"
+    assert await publishing.scalar("SELECT count(*) FROM posts WHERE status = 'publishing'") == 5
+    history = "SELECT count(*) FROM post_history WHERE action = 'dispatched'"
+    assert await publishing.scalar(history) == batch + 1
+
+
+async def test_the_loop_goes_again_at_once_after_a_full_batch(publishing: Publishing) -> None:
+    """With an idle tick far longer than the test, the posts beyond the first (full) batch
+    still go out: the loop only sleeps after a batch that was not full."""
+    workspace = str(uuid.uuid4())
+    at = datetime.now(UTC) - timedelta(seconds=1)
+    posts = [await schedule_post_at_past(publishing, workspace, at) for _ in range(7)]
+    async with dispatchers(publishing, 1, batch_size=3, interval=60) as (d,):
+        task = asyncio.create_task(d.run())
+        try:
+            for _ in range(200):
+                if len(await publishing.commands()) == len(posts):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    sent = Counter(str(c.post_id) for c in await publishing.commands())
+    assert set(sent) == {p["id"] for p in posts}
+    assert set(sent.values()) == {1}
+
+
+async def schedule_post_at_past(p: Publishing, workspace: str, at: datetime) -> dict[str, Any]:
+    """A post scheduled for the future, then moved into the past (the API refuses past
+    times): already due when the loop starts."""
+    post = await schedule_post(p, workspace, "x", at=datetime.now(UTC) + timedelta(hours=1))
+    await p.scalar(
+        "UPDATE posts SET scheduled_at = :at WHERE id = :id RETURNING 1", at=at, id=post["id"]
+    )
+    return post
+
+
+@pytest.mark.unit
+def test_a_claimed_post_the_rules_refuse_is_left_out_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = datetime.now(UTC)
+    workspace = str(uuid.uuid4())
+
+    def post(status: PostStatus) -> domain.Post:
+        return domain.Post(
+            id=str(uuid.uuid4()),
+            workspace_id=workspace,
+            author_id=None,
+            status=status,
+            content=domain.Content(text="hi"),
+            targets=(domain.Target(str(uuid.uuid4()), Platform.X, str(uuid.uuid4())),),
+            scheduled_at=now,
+        )
+
+    good, refused, also_good = (
+        post(PostStatus.SCHEDULED),
+        post(PostStatus.CANCELLED),
+        post(PostStatus.SCHEDULED),
+    )
+
+    def step(p: domain.Post) -> Step:
+        after, commands = domain.dispatch(p, now=now, deadline=timedelta(minutes=15))
+        return Step(p, after, commands, history="dispatched")
+
+    with caplog.at_level(logging.ERROR, logger="chorus.publishing.dispatcher"):
+        steps = decide([good, refused, also_good], step, now=now)
+    assert [s.before.id for s in steps] == [good.id, also_good.id]
+    assert [r.fields["postId"] for r in caplog.records] == [refused.id]  # type: ignore[attr-defined]
+    for s in steps:
+        kinds = [type(e.data).__name__ for e in s.emissions]
+        assert kinds == ["PostStatusChanged", "TargetStatusChanged", "PublishRequested"]
+        assert {e.tenant_id for e in s.emissions} == {workspace}

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from publishing_testkit import Publishing, failed, post_body, succeeded
+from publishing_testkit import Publishing, failed, succeeded
 
 from chorus_contracts.events.common import Platform
 from chorus_contracts.events.connector import FailureKind
@@ -21,7 +21,7 @@ from chorus_contracts.events.publishing import (
     PostUpdated,
     TargetStatus,
 )
-from chorus_publishing import domain, lifecycle
+from chorus_publishing import domain, lifecycle, workflows
 from chorus_runtime.errors import Conflict
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -313,16 +313,21 @@ def test_delete_commands_only_for_targets_that_exist_on_a_platform() -> None:
 
 @pytest.mark.unit
 def test_approval_steps() -> None:
-    assert domain.needs_approval("editor", ["editor"])
-    assert not domain.needs_approval("manager", ["editor"])
-    assert not domain.needs_approval(None, ["editor"])
+    policy = workflows.fallback(["editor"])
+    assert policy.needs_approval("editor")
+    assert not policy.needs_approval("manager")
+    assert not policy.needs_approval(None)
     pending = domain.schedule(a_post(), at=NOW, timezone="UTC", approval_needed=True)
     assert pending.status is PostStatus.PENDING_APPROVAL
-    assert domain.approve(pending).status is PostStatus.SCHEDULED
-    rejected = domain.reject(pending)
+    perms = frozenset({"post:approve"})
+    done = workflows.approve(
+        pending, policy, [], approver_id="u1", role="manager", permissions=perms
+    )
+    assert (done.post.status, done.final) == (PostStatus.SCHEDULED, True)
+    rejected, _ = workflows.reject(pending, policy, [], role="manager", permissions=perms)
     assert (rejected.status, rejected.scheduled_at) == (PostStatus.DRAFT, None)
     with pytest.raises(Conflict):
-        domain.approve(rejected)
+        workflows.approve(rejected, policy, [], approver_id="u1", role="owner", permissions=perms)
     with pytest.raises(Conflict):
         domain.unschedule(rejected)
 
@@ -348,7 +353,9 @@ async def test_edit_keeps_target_ids_of_unchanged_pairs(
 ) -> None:
     workspace = str(uuid.uuid4())
     at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    body = post_body("x", "linkedin", text="first", **({"scheduledAt": at} if scheduled else {}))
+    body = await publishing.body(
+        workspace, "x", "linkedin", text="first", **({"scheduledAt": at} if scheduled else {})
+    )
     created = await publishing.client.post(
         "/api/v1/posts", json=body, headers=publishing.headers(workspace)
     )
@@ -356,7 +363,7 @@ async def test_edit_keeps_target_ids_of_unchanged_pairs(
     post = created.json()["post"]
     assert post["status"] == ("scheduled" if scheduled else "draft")
     kept = next(t for t in body["platforms"] if t["platform"] == "x")
-    new_account = str(uuid.uuid4())
+    new_account = await publishing.connect(workspace, "threads")
     edit = {
         "content": {"text": "second", "hashtags": ["news"]},
         "platforms": [
@@ -401,11 +408,13 @@ async def test_edit_without_a_time_unschedules(publishing: Publishing) -> None:
     post = (
         await publishing.client.post(
             "/api/v1/posts",
-            json=post_body("x", scheduledAt=at),
+            json=await publishing.body(workspace, "x", scheduledAt=at),
             headers=publishing.headers(workspace),
         )
     ).json()["post"]
-    resp = await put(publishing, workspace, post["id"], post_body("x", text="no time"))
+    resp = await put(
+        publishing, workspace, post["id"], await publishing.body(workspace, "x", text="no time")
+    )
     assert resp.status_code == 200, resp.text
     assert (resp.json()["post"]["status"], resp.json()["post"]["scheduledAt"]) == ("draft", None)
     changes = [e for e in await publishing.post_events() if isinstance(e, PostStatusChanged)]
@@ -418,7 +427,10 @@ async def test_edit_is_checked_against_platform_rules(publishing: Publishing) ->
     post = await publishing.create_ok(workspace, "x")
     at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     resp = await put(
-        publishing, workspace, post["id"], post_body("x", text="a" * 300, scheduledAt=at)
+        publishing,
+        workspace,
+        post["id"],
+        await publishing.body(workspace, "x", text="a" * 300, scheduledAt=at),
     )
     assert resp.status_code == 422, resp.text
     (detail,) = resp.json()["error"]["details"]
@@ -430,13 +442,17 @@ async def test_edit_is_checked_against_platform_rules(publishing: Publishing) ->
 async def test_edit_while_publishing_or_after_is_409(publishing: Publishing) -> None:
     workspace = str(uuid.uuid4())
     post = await publish_now(publishing, workspace, "x")
-    resp = await put(publishing, workspace, post["id"], post_body("x", text="too late"))
+    resp = await put(
+        publishing, workspace, post["id"], await publishing.body(workspace, "x", text="too late")
+    )
     assert resp.status_code == 409, resp.text
     assert resp.json()["error"]["details"] == {"status": "publishing"}
 
     (command,) = await publishing.publish_commands()
     await publishing.deliver(succeeded(command))
-    resp = await put(publishing, workspace, post["id"], post_body("x", text="too late"))
+    resp = await put(
+        publishing, workspace, post["id"], await publishing.body(workspace, "x", text="too late")
+    )
     assert resp.status_code == 409, resp.text
     assert resp.json()["error"]["details"] == {"status": "published"}
     fetched = await publishing.get(workspace, post["id"])
@@ -475,7 +491,7 @@ async def test_a_scheduled_post_deleted_is_never_sent(publishing: Publishing) ->
     at = datetime.now(UTC) + timedelta(minutes=5)
     created = await publishing.client.post(
         "/api/v1/posts",
-        json=post_body("x", scheduledAt=at.isoformat()),
+        json=await publishing.body(workspace, "x", scheduledAt=at.isoformat()),
         headers=publishing.headers(workspace),
     )
     resp = await publishing.client.delete(
@@ -561,7 +577,7 @@ async def test_another_workspaces_post_is_404_on_every_endpoint(publishing: Publ
     base = f"/api/v1/posts/{post['id']}"
     calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", base, None),
-        ("PUT", base, post_body("x", text="mine now")),
+        ("PUT", base, await publishing.body(stranger, "x", text="mine now")),
         ("DELETE", base, None),
         ("DELETE", base + "?fromPlatforms=true", None),
         ("POST", base + "/schedule", {"scheduledAt": at}),

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from publishing_testkit import Publishing, post_body
+from publishing_testkit import Publishing
 
 from chorus_publishing.scheduling import local_display, resolve
 from chorus_runtime.errors import ValidationFailed
@@ -173,7 +173,7 @@ def at_nine(day: date) -> str:
 
 async def create(p: Publishing, workspace: str, **extra: Any) -> Any:
     return await p.client.post(
-        "/api/v1/posts", json=post_body("x", **extra), headers=p.headers(workspace)
+        "/api/v1/posts", json=await p.body(workspace, "x", **extra), headers=p.headers(workspace)
     )
 
 

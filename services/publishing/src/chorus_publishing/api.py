@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chorus_contracts.events.publishing import PostStatus
-from chorus_publishing import domain, events
+from chorus_publishing import domain, events, post_media, workflows
 from chorus_publishing import scheduling as sched
+from chorus_publishing.accounts import AccountDirectory
+from chorus_publishing.approval_store import ApprovalStore
+from chorus_publishing.permissions import Creator, Deleter, Publisher, Reader, Updater
 from chorus_publishing.repository import PostRepository
 from chorus_publishing.schemas import (
     CommentIn,
@@ -24,17 +27,11 @@ from chorus_publishing.schemas import (
     RejectIn,
     ScheduleIn,
 )
-from chorus_runtime.auth import Principal, require_permission
+from chorus_runtime.auth import Principal
 from chorus_runtime.errors import Conflict, Forbidden, NotFound
 from chorus_runtime.service import ServiceRuntime
 
 router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
-Reader = Annotated[Principal, Depends(require_permission("post:read"))]
-Creator = Annotated[Principal, Depends(require_permission("post:create"))]
-Updater = Annotated[Principal, Depends(require_permission("post:update"))]
-Deleter = Annotated[Principal, Depends(require_permission("post:delete"))]
-Publisher = Annotated[Principal, Depends(require_permission("post:publish"))]
-Approver = Annotated[Principal, Depends(require_permission("post:approve"))]
 
 
 def _runtime(request: Request) -> ServiceRuntime:
@@ -72,13 +69,16 @@ async def _plan_schedule(
     timezone: str | None,
     now: datetime,
 ) -> domain.Post:
-    settings = await repo.settings()
     at = sched.resolve(scheduled_at, timezone, now=now)
-    approval = domain.needs_approval(principal.role, list(settings["approval_required_for"]))
+    approvals = ApprovalStore(repo.uow)
+    approval = (await approvals.policy()).needs_approval(principal.role)
     if not approval and not principal.can("post:publish"):
         raise Forbidden("scheduling needs post:publish", details={"required": ["post:publish"]})
-    domain.check_publishable(post, media={})
-    return domain.schedule(post, at=at, timezone=timezone, approval_needed=approval)
+    domain.check_publishable(post, media=await post_media.infos(repo.uow, post))
+    planned = domain.schedule(post, at=at, timezone=timezone, approval_needed=approval)
+    if approval:
+        await approvals.reset(post.id)  # a new approval round: earlier approvals do not count
+    return planned
 
 
 @router.post(
@@ -89,7 +89,16 @@ async def _plan_schedule(
     summary="Create a post (a draft, or scheduled when scheduledAt is given)",
 )
 async def create_post(body: PostIn, request: Request, principal: Creator) -> PostEnvelope:
-    now = datetime.now(UTC)
+    async with _posts(request, principal) as repo:
+        stored = await create_in(repo, principal, body, datetime.now(UTC))
+        await repo.uow.commit()
+    return PostEnvelope(post=PostOut.of(stored))
+
+
+async def create_in(
+    repo: PostRepository, principal: Principal, body: PostIn, now: datetime
+) -> domain.Post:
+    """Validate and store a new post in the caller's transaction (POST /posts and import)."""
     post = domain.new_post(
         workspace_id=principal.workspace_id,
         author_id=_actor(principal),
@@ -101,20 +110,18 @@ async def create_post(body: PostIn, request: Request, principal: Creator) -> Pos
     )
     if body.timezone is not None:
         sched.zone(body.timezone)
-    async with _posts(request, principal) as repo:
-        draft = post
-        if body.scheduled_at is not None:
-            post = await _plan_schedule(
-                repo, post, principal, body.scheduled_at, body.timezone, now
-            )
-        await repo.add(post)
-        await repo.record(post, "created", previous=None, actor_id=_actor(principal))
-        await events.created(repo.session, draft, now)
-        await events.changes(repo.session, draft, post, actor=_actor(principal), now=now)
-        stored = await repo.get(post.id)
-        await repo.uow.commit()
+    await AccountDirectory(repo.uow).check(post)
+    await post_media.check_known(repo.uow, post)
+    draft = post
+    if body.scheduled_at is not None:
+        post = await _plan_schedule(repo, post, principal, body.scheduled_at, body.timezone, now)
+    await repo.add(post)
+    await repo.record(post, "created", previous=None, actor_id=_actor(principal))
+    await events.created(repo.session, draft, now)
+    await events.changes(repo.session, draft, post, actor=_actor(principal), now=now)
+    stored = await repo.get(post.id)
     assert stored is not None
-    return PostEnvelope(post=PostOut.of(stored))
+    return stored
 
 
 @router.get(
@@ -135,11 +142,7 @@ async def list_posts(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PostPage:
-    for name, value in (("startDate", start_date), ("endDate", end_date)):
-        if value is not None and value.tzinfo is None:
-            raise sched._invalid(name, "must include an offset", "naive_datetime")
-    if start_date and end_date and end_date <= start_date:
-        raise sched._invalid("endDate", "must be after startDate", "invalid_range")
+    check_range(start_date, end_date)
     async with _posts(request, principal) as repo:
         try:
             page = await repo.page(
@@ -157,6 +160,15 @@ async def list_posts(
     return PostPage(posts=[PostOut.of(p) for p in page.items], next_cursor=page.next_cursor)
 
 
+def check_range(start_date: datetime | None, end_date: datetime | None) -> None:
+    """The list's (and the export's) date filters: aware, and in order."""
+    for name, value in (("startDate", start_date), ("endDate", end_date)):
+        if value is not None and value.tzinfo is None:
+            raise sched._invalid(name, "must include an offset", "naive_datetime")
+    if start_date and end_date and end_date <= start_date:
+        raise sched._invalid("endDate", "must be after startDate", "invalid_range")
+
+
 @router.get("/{post_id}", response_model=PostEnvelope, response_model_by_alias=True)
 async def get_post(post_id: UUID, request: Request, principal: Reader) -> PostEnvelope:
     async with _posts(request, principal) as repo:
@@ -170,7 +182,15 @@ async def get_post(post_id: UUID, request: Request, principal: Reader) -> PostEn
             [
                 {
                     k: h[k]
-                    for k in ("action", "from_status", "to_status", "actor_id", "comment", "at")
+                    for k in (
+                        "action",
+                        "from_status",
+                        "to_status",
+                        "actor_id",
+                        "comment",
+                        "step",
+                        "at",
+                    )
                 }
                 for h in history
             ],
@@ -225,6 +245,8 @@ async def update_post(
             campaign=body.campaign,
             tags=tuple(body.tags),
         )
+        await AccountDirectory(repo.uow).check(after)
+        await post_media.check_known(repo.uow, after)
         if body.scheduled_at is not None:
             after = await _plan_schedule(
                 repo, after, principal, body.scheduled_at, body.timezone, now
@@ -251,6 +273,14 @@ async def delete_post(
     principal: Deleter,
     from_platforms: Annotated[bool, Query(alias="fromPlatforms")] = False,
 ) -> Response:
+    await delete_one(request, principal, post_id, from_platforms=from_platforms)
+    return Response(status_code=204)
+
+
+async def delete_one(
+    request: Request, principal: Principal, post_id: UUID, *, from_platforms: bool
+) -> None:
+    """Delete one post in its own transaction (DELETE /posts/{id} and bulk delete)."""
     now = datetime.now(UTC)
     async with _posts(request, principal) as repo:
         post = await _locked(repo, post_id)
@@ -267,7 +297,6 @@ async def delete_post(
             await events.emit_command(repo.session, post, command)
         await repo.remove(post.id)
         await repo.uow.commit()
-    return Response(status_code=204)
 
 
 async def _transition(
@@ -330,8 +359,16 @@ async def publish_now(post_id: UUID, request: Request, principal: Publisher) -> 
                 f"a {post.status.value} post cannot be published now",
                 details={"status": post.status.value},
             )
-        domain.check_publishable(post, media={})
-        return domain.dispatch(post, now=now, deadline=deadline)
+        policy = await ApprovalStore(repo.uow).policy()
+        if post.status is PostStatus.DRAFT and policy.needs_approval(principal.role):
+            # An unapproved post never goes out: it has to pass the workflow first.
+            raise Conflict(
+                "this post needs approval before it is published; submit it",
+                details={"status": post.status.value, "reason": "approval_required"},
+            )
+        domain.check_publishable(post, media=await post_media.infos(repo.uow, post))
+        media = await post_media.links(request).refs(repo.session, post)
+        return domain.dispatch(post, now=now, deadline=deadline, media=media)
 
     return await _transition(request, principal, post_id, "published_now", change)
 
@@ -345,30 +382,81 @@ async def publish_now(post_id: UUID, request: Request, principal: Publisher) -> 
 async def submit_post(post_id: UUID, request: Request, principal: Updater) -> PostEnvelope:
     async def change(repo, post, now):  # type: ignore[no-untyped-def]
         domain.lifecycle.check_transition(post.status, PostStatus.PENDING_APPROVAL)
-        domain.check_publishable(post, media={})
+        domain.check_publishable(post, media=await post_media.infos(repo.uow, post))
+        await ApprovalStore(repo.uow).reset(post.id)
         return domain.dataclasses_replace(post, status=PostStatus.PENDING_APPROVAL), []
 
     return await _transition(request, principal, post_id, "submitted", change)
 
 
-@router.post("/{post_id}/approve", response_model=PostEnvelope, response_model_by_alias=True)
+@router.post(
+    "/{post_id}/approve",
+    response_model=PostEnvelope,
+    response_model_by_alias=True,
+    summary="Approve the current step; the last step schedules the post",
+)
 async def approve_post(
-    post_id: UUID, request: Request, principal: Approver, body: CommentIn | None = None
+    post_id: UUID, request: Request, principal: Reader, body: CommentIn | None = None
 ) -> PostEnvelope:
-    async def change(repo, post, now):  # type: ignore[no-untyped-def]
+    # Who may approve depends on the workflow step (roles) or, without a workflow, on
+    # post:approve: checked in `workflows.approve`, not by a fixed permission here.
+    comment = body.comment if body else None
+    now = datetime.now(UTC)
+    async with _posts(request, principal) as repo:
+        store = ApprovalStore(repo.uow)
+        before = await _locked(repo, post_id)
+        done = workflows.approve(
+            before,
+            await store.policy(),
+            await store.approvals(before.id),
+            approver_id=principal.subject,
+            role=principal.role,
+            permissions=principal.permissions,
+        )
+        await store.add_approval(before.id, done.step, done.step_name, principal.subject, comment)
         # Approved after its time: the scheduler finds it due at once and sends it now.
-        return domain.approve(post), []
-
-    return await _transition(
-        request, principal, post_id, "approved", change, comment=body.comment if body else None
-    )
+        await repo.save(done.post)
+        await repo.record(
+            done.post,
+            "approved",
+            previous=before.status,
+            actor_id=_actor(principal),
+            comment=comment,
+            step=done.step_name,
+        )
+        await events.changes(repo.session, before, done.post, actor=_actor(principal), now=now)
+        stored = await repo.get(before.id)
+        await repo.uow.commit()
+    assert stored is not None
+    return PostEnvelope(post=PostOut.of(stored))
 
 
 @router.post("/{post_id}/reject", response_model=PostEnvelope, response_model_by_alias=True)
 async def reject_post(
-    post_id: UUID, body: RejectIn, request: Request, principal: Approver
+    post_id: UUID, body: RejectIn, request: Request, principal: Reader
 ) -> PostEnvelope:
-    async def change(repo, post, now):  # type: ignore[no-untyped-def]
-        return domain.reject(post), []
-
-    return await _transition(request, principal, post_id, "rejected", change, comment=body.comment)
+    now = datetime.now(UTC)
+    async with _posts(request, principal) as repo:
+        store = ApprovalStore(repo.uow)
+        before = await _locked(repo, post_id)
+        after, step = workflows.reject(
+            before,
+            await store.policy(),
+            await store.approvals(before.id),
+            role=principal.role,
+            permissions=principal.permissions,
+        )
+        await repo.save(after)
+        await repo.record(
+            after,
+            "rejected",
+            previous=before.status,
+            actor_id=_actor(principal),
+            comment=body.comment,
+            step=step,
+        )
+        await events.changes(repo.session, before, after, actor=_actor(principal), now=now)
+        stored = await repo.get(after.id)
+        await repo.uow.commit()
+    assert stored is not None
+    return PostEnvelope(post=PostOut.of(stored))

@@ -2,8 +2,8 @@
 
 A post is content plus targets (platform + account, optionally with custom content). It is
 a draft until scheduled; scheduling needs approval when the workspace requires it for the
-author's role; the scheduler dispatches one command per target; delivery results move each
-target and, once all are terminal, the post.
+author's role (`workflows`); the scheduler dispatches one command per target; delivery
+results move each target and, once all are terminal, the post.
 """
 
 from __future__ import annotations
@@ -154,10 +154,6 @@ def check_publishable(post: Post, media: dict[str, rules.MediaInfo]) -> None:
         )
 
 
-def needs_approval(author_role: str | None, approval_required_for: list[str]) -> bool:
-    return author_role is not None and author_role in approval_required_for
-
-
 def schedule(post: Post, *, at: datetime, timezone: str | None, approval_needed: bool) -> Post:
     target_status = PostStatus.PENDING_APPROVAL if approval_needed else PostStatus.SCHEDULED
     if post.status is not target_status:
@@ -171,26 +167,6 @@ def unschedule(post: Post) -> Post:
     if post.status not in (PostStatus.SCHEDULED, PostStatus.PENDING_APPROVAL):
         raise Conflict(
             f"a {post.status.value} post is not scheduled", details={"status": post.status.value}
-        )
-    return replace(post, status=PostStatus.DRAFT, scheduled_at=None)
-
-
-def approve(post: Post) -> Post:
-    if post.status is not PostStatus.PENDING_APPROVAL:
-        raise Conflict(
-            f"a {post.status.value} post is not waiting for approval",
-            details={"status": post.status.value},
-        )
-    if post.scheduled_at is None:
-        return replace(post, status=PostStatus.DRAFT)
-    return replace(post, status=PostStatus.SCHEDULED)
-
-
-def reject(post: Post) -> Post:
-    if post.status is not PostStatus.PENDING_APPROVAL:
-        raise Conflict(
-            f"a {post.status.value} post is not waiting for approval",
-            details={"status": post.status.value},
         )
     return replace(post, status=PostStatus.DRAFT, scheduled_at=None)
 
@@ -222,7 +198,8 @@ def command_for(
             first_comment=content.first_comment,
             hashtags=list(content.hashtags),
             mentions=list(content.mentions),
-            media=[m for m in (media or {}).values() if str(m.media_id) in content.media_ids],
+            # In the order the content lists them (a carousel's order is the post's).
+            media=[(media or {})[m] for m in content.media_ids if m in (media or {})],
             options=dict(content.options),
         ),
         requested_at=now,
@@ -276,7 +253,12 @@ def dispatch(
 
 
 def redispatch_overdue(
-    post: Post, target: Target, *, now: datetime, deadline: timedelta
+    post: Post,
+    target: Target,
+    *,
+    now: datetime,
+    deadline: timedelta,
+    media: dict[str, Any] | None = None,
 ) -> tuple[Post, list[PublishRequested]]:
     """No result by the deadline: send again (the connector's ledger and read-back make a
     repeat safe) while attempts remain; otherwise fail the target loudly."""
@@ -290,7 +272,9 @@ def redispatch_overdue(
         )
         return finish(post.with_target(failed), now=now), []
     retrying = replace(target, status=TargetStatus.RETRYING)
-    return dispatch(post.with_target(retrying), now=now, deadline=deadline, targets=[target.id])
+    return dispatch(
+        post.with_target(retrying), now=now, deadline=deadline, targets=[target.id], media=media
+    )
 
 
 def succeed(

@@ -1,5 +1,6 @@
 """Every change of a post becomes an event on `publishing.posts` (key = post id), written in
-the same transaction as the change (outbox)."""
+the same transaction as the change (outbox). The `*_emissions` builders are pure, so the
+scheduler can stage a whole batch's events with one `emit_many`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from chorus_contracts.events.publishing import (
     TargetStatusChanged,
 )
 from chorus_publishing.domain import Post
-from chorus_runtime.outbox import emit
+from chorus_runtime.outbox import Emission, emit, emit_many
 
 SOURCE = "/chorus/publishing"
 
@@ -79,68 +80,96 @@ async def deleted(
     )
 
 
-async def changes(
-    session: AsyncSession, before: Post, after: Post, *, actor: str | None, now: datetime
-) -> None:
+def _post_emission(post: Post, data: EventData) -> Emission:
+    return Emission(
+        data, topic="publishing.posts", key=post.id, source=SOURCE, tenant_id=post.workspace_id
+    )
+
+
+def change_emissions(
+    before: Post, after: Post, *, actor: str | None, now: datetime
+) -> list[Emission]:
     """A status event for the post and for each target whose status moved."""
+    out: list[Emission] = []
     if before.status is not after.status:
-        await _post_event(
-            session,
-            after,
-            PostStatusChanged(
-                post_id=UUID(after.id),
-                workspace_id=UUID(after.workspace_id),
-                previous_status=before.status,
-                status=after.status,
-                reason=after.status_reason,
-                actor_id=_uuid(actor),
-                scheduled_at=after.scheduled_at,
-                changed_at=now,
-            ),
+        out.append(
+            _post_emission(
+                after,
+                PostStatusChanged(
+                    post_id=UUID(after.id),
+                    workspace_id=UUID(after.workspace_id),
+                    previous_status=before.status,
+                    status=after.status,
+                    reason=after.status_reason,
+                    actor_id=_uuid(actor),
+                    scheduled_at=after.scheduled_at,
+                    changed_at=now,
+                ),
+            )
         )
     old = {t.id: t for t in before.targets}
     for t in after.targets:
         prev = old.get(t.id)
         if prev is None or prev.status is t.status:
             continue
-        await _post_event(
-            session,
-            after,
-            TargetStatusChanged(
-                post_id=UUID(after.id),
-                workspace_id=UUID(after.workspace_id),
-                target_id=UUID(t.id),
-                platform=t.platform,
-                account_id=UUID(t.account_id),
-                previous_status=prev.status,
-                status=t.status,
-                attempts=t.attempts,
-                platform_post_id=t.platform_post_id,
-                url=t.url,
-                error_code=t.last_error_code,
-                error_message=t.last_error,
-                changed_at=now,
-            ),
+        out.append(
+            _post_emission(
+                after,
+                TargetStatusChanged(
+                    post_id=UUID(after.id),
+                    workspace_id=UUID(after.workspace_id),
+                    target_id=UUID(t.id),
+                    platform=t.platform,
+                    account_id=UUID(t.account_id),
+                    previous_status=prev.status,
+                    status=t.status,
+                    attempts=t.attempts,
+                    platform_post_id=t.platform_post_id,
+                    url=t.url,
+                    error_code=t.last_error_code,
+                    error_message=t.last_error,
+                    changed_at=now,
+                ),
+            )
         )
+    return out
 
 
-async def commands(session: AsyncSession, post: Post, items: list[PublishRequested]) -> None:
-    for command in items:
-        await emit_command(session, post, command)
-
-
-async def emit_command(
-    session: AsyncSession, post: Post, command: PublishRequested | DeleteRequested
-) -> None:
+def command_emission(post: Post, command: PublishRequested | DeleteRequested) -> Emission:
     # Keyed by account: one account's calls stay ordered and share its rate budget.
-    await emit(
-        session,
+    return Emission(
         command,
         topic="connector.commands",
         key=str(command.account_id),
         subject=str(command.target_id),
         source=SOURCE,
         tenant_id=post.workspace_id,
+    )
+
+
+async def changes(
+    session: AsyncSession, before: Post, after: Post, *, actor: str | None, now: datetime
+) -> None:
+    """A status event for the post and for each target whose status moved."""
+    await emit_many(session, change_emissions(before, after, actor=actor, now=now))
+
+
+async def commands(session: AsyncSession, post: Post, items: list[PublishRequested]) -> None:
+    await emit_many(session, [command_emission(post, c) for c in items])
+
+
+async def emit_command(
+    session: AsyncSession, post: Post, command: PublishRequested | DeleteRequested
+) -> None:
+    e = command_emission(post, command)
+    await emit(
+        session,
+        e.data,
+        topic=e.topic,
+        key=e.key,
+        subject=e.subject,
+        source=e.source,
+        tenant_id=e.tenant_id,
     )
 
 

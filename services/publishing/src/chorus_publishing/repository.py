@@ -155,6 +155,7 @@ async def record(
     previous: PostStatus | None,
     actor_id: str | None,
     comment: str | None = None,
+    step: str | None = None,
 ) -> None:
     await session.execute(
         insert(post_history).values(
@@ -165,6 +166,7 @@ async def record(
             to_status=post.status.value,
             actor_id=actor_id,
             comment=comment,
+            step=step,
         )
     )
 
@@ -234,9 +236,16 @@ class PostRepository(TenantRepository):
         previous: PostStatus | None,
         actor_id: str | None,
         comment: str | None = None,
+        step: str | None = None,
     ) -> None:
         await record(
-            self.session, post, action, previous=previous, actor_id=actor_id, comment=comment
+            self.session,
+            post,
+            action,
+            previous=previous,
+            actor_id=actor_id,
+            comment=comment,
+            step=step,
         )
 
     async def get(self, post_id: str, *, for_update: bool = False) -> Post | None:

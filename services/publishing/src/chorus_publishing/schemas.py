@@ -173,6 +173,7 @@ class HistoryOut(ApiModel):
     to_status: str | None
     actor_id: str | None
     comment: str | None
+    step: str | None = None  # the approval step an approval or rejection concerns
     at: datetime
 
 

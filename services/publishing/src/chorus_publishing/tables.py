@@ -10,8 +10,10 @@ from sqlalchemy import (
     Identity,
     Integer,
     MetaData,
+    SmallInteger,
     Table,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -87,6 +89,7 @@ post_history = Table(
     Column("actor_id", Text, nullable=True),
     Column("comment", Text, nullable=True),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("step", Text, nullable=True),  # the approval step an "approved" entry completes
 )
 
 accounts = Table(
@@ -107,4 +110,42 @@ workspace_settings = Table(
     Column("timezone", Text, nullable=False, server_default="UTC"),
     Column("approval_required_for", ARRAY(Text), nullable=False, server_default=text("'{}'")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+approval_workflows = Table(
+    "approval_workflows",
+    metadata,
+    Column("workspace_id", UUID(as_uuid=False), primary_key=True),
+    Column("required_for", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("steps", JSONB, nullable=False),
+    Column("updated_by", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+post_approvals = Table(
+    "post_approvals",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "post_id", UUID(as_uuid=False), ForeignKey("posts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("workspace_id", UUID(as_uuid=False), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("step_name", Text, nullable=False),
+    Column("approver_id", Text, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("post_id", "step", name="uq_post_approval_step"),
+    UniqueConstraint("post_id", "approver_id", name="uq_post_approval_approver"),
+)
+
+posting_slots = Table(
+    "posting_slots",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("workspace_id", UUID(as_uuid=False), nullable=False),
+    Column("account_id", UUID(as_uuid=False), nullable=False),
+    Column("weekday", SmallInteger, nullable=False),
+    Column("local_time", Time, nullable=False),
+    UniqueConstraint("workspace_id", "account_id", "weekday", "local_time", name="uq_slot"),
 )
