@@ -38,6 +38,7 @@ from chorus_contracts.events.connector import (
 from chorus_runtime import metrics
 from chorus_runtime.consumer import Delivery, PoisonMessage
 from chorus_runtime.db.database import Database
+from chorus_runtime.failpoints import failpoint
 from chorus_runtime.outbox import emit
 
 log = logging.getLogger("chorus.connector.publisher")
@@ -91,11 +92,10 @@ class Publisher:
             await self._failed(d, cmd, FailureKind.AUTH, exc.code, exc.message)
             return
         client = self.clients.get(cmd.platform)
-        if ledger["status"] == "sending":
-            found = await self._read_back(client, token, account.profile, cmd, ledger["sent_at"])
-            if found is not None:
-                await self._succeeded(d, cmd, found, readback=True)
-                return
+        if ledger["status"] == "sending" and await self._settled_by_read_back(
+            d, cmd, client, token, account.profile, ledger["sent_at"]
+        ):
+            return
         try:
             await self.governor.wait_for_budget(
                 cmd.platform.value, str(cmd.account_id), cmd.deadline
@@ -160,10 +160,43 @@ class Publisher:
                     d, cmd, exc.kind, exc.code, exc.message, retry_after=exc.retry_after
                 )
                 return
+            # Crash-safety tests die here: the platform holds the post, the ledger still
+            # says `sending`, no result is staged and the command is not acknowledged.
+            failpoint("connector.publish.after_send")
             await self._observe(client, cmd, None)
             metrics.PLATFORM_CALLS.labels(cmd.platform.value, "publish", "ok").inc()
             await self._succeeded(d, cmd, result, readback=False)
             return
+
+    async def _settled_by_read_back(
+        self,
+        d: Delivery,
+        cmd: PublishRequested,
+        client: PlatformClient,
+        token: str,
+        profile,  # type: ignore[no-untyped-def]
+        sent_at: datetime | None,
+    ) -> bool:
+        """An earlier attempt's outcome is unknown: read back before sending. True when that
+        settled the command — the post exists (succeeded), or the look-up failed."""
+        try:
+            found = await self._read_back(client, token, profile, cmd, sent_at, raise_errors=True)
+        except PlatformError as exc:
+            # Whether the earlier attempt created the post is still unknown: sending now
+            # could publish it twice. Stay `sending`; the retry reads back again.
+            await self._failed(
+                d,
+                cmd,
+                FailureKind.TRANSIENT,
+                exc.code,
+                f"read-back before resending failed: {exc.message}",
+                retry_after=exc.retry_after,
+            )
+            return True
+        if found is None:
+            return False
+        await self._succeeded(d, cmd, found, readback=True)
+        return True
 
     # -- ledger --------------------------------------------------------------------------------
 
@@ -242,7 +275,11 @@ class Publisher:
         profile,
         cmd: PublishRequested,  # type: ignore[no-untyped-def]
         sent_at: datetime | None,
+        *,
+        raise_errors: bool = False,
     ) -> Published | None:
+        """The post this target already made, if any; a failed look-up is None (absent)
+        unless `raise_errors`."""
         since = (sent_at or cmd.requested_at) - self.readback_slack
         try:
             found = await client.find_recent(token, profile, text=cmd.content.text, since=since)
@@ -251,6 +288,8 @@ class Publisher:
                 "read-back failed",
                 extra={"fields": {"targetId": str(cmd.target_id), "error": exc.code}},
             )
+            if raise_errors:
+                raise
             return None
         metrics.PLATFORM_CALLS.labels(
             cmd.platform.value, "read_back", "found" if found else "absent"

@@ -36,6 +36,23 @@ class ConnectorSettings(ServiceSettings):
     refresh_margin_seconds: int = Field(default=300, ge=0)
     oauth_state_ttl_seconds: int = Field(default=600, ge=60)
     readback_slack_seconds: int = Field(default=120, ge=0)
+    # Webhooks: the secret each platform signs its deliveries with (Meta's app secret, X's
+    # consumer secret); a platform without an entry uses its app credentials' secret.
+    webhook_secrets: dict[str, str] = Field(default_factory=dict)
+    # Meta's subscription handshake echoes the challenge only for this token; empty = refuse.
+    webhook_verify_token: str = ""
+    # Metrics collector (worker role): how often each account is collected, and which of
+    # its posts (published through Chorus in the last N days).
+    metrics_enabled: bool = True
+    metrics_interval_seconds: float = Field(default=3600.0, gt=0)
+    metrics_lookback_days: int = Field(default=30, ge=1, le=365)
+    metrics_batch_size: int = Field(default=20, ge=1, le=500)
+
+    def webhook_secret(self, platform: str) -> str:
+        if platform in self.webhook_secrets:
+            return self.webhook_secrets[platform]
+        creds = self.platform_credentials.get(platform, {})
+        return creds.get("secret", self.platform_client_secret)
 
     def base_url(self, platform: str) -> str | None:
         if platform in self.platform_base_urls:

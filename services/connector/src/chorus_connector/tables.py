@@ -1,5 +1,6 @@
-"""Connector tables: connected accounts (tokens encrypted), OAuth states, and the publish
-ledger — one row per post target, ever (the idempotency ledger of platform calls)."""
+"""Connector tables: connected accounts (tokens encrypted), OAuth states, the publish
+ledger — one row per post target, ever (the idempotency ledger of platform calls) — and the
+platform events received by webhook (their dedup keys)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ accounts = Table(
     Column("connected_by", UUID(as_uuid=False), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("metrics_collected_at", DateTime(timezone=True), nullable=True),
+)
+
+# One row per (connected account, platform event): a webhook delivered twice emits once.
+inbound_events = Table(
+    "inbound_events",
+    metadata,
+    Column("account_id", UUID(as_uuid=False), primary_key=True),
+    Column("platform_event_id", Text, primary_key=True),
+    Column("workspace_id", UUID(as_uuid=False), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 oauth_states = Table(

@@ -11,6 +11,10 @@ from chorus_sandbox.faults import Fault, FaultKind, Faults
 from chorus_sandbox.store import Store
 
 
+class AdvanceIn(BaseModel):
+    seconds: float = Field(gt=0, le=366 * 86400)
+
+
 class FaultIn(BaseModel):
     platform: str
     kind: FaultKind
@@ -40,6 +44,11 @@ def inspection_router(store: Store, faults: Faults) -> APIRouter:
                 for p in sorted(items, key=lambda p: p.created_at)
             ]
         }
+
+    @router.post("/metrics/advance")
+    async def advance(body: AdvanceIn) -> dict[str, Any]:
+        """Move the sandbox clock: posts age and accounts gain followers, without sleeping."""
+        return {"offsetSeconds": store.clock.advance(body.seconds), "now": store.now().isoformat()}
 
     @router.get("/calls")
     async def calls(platform: str | None = None) -> dict[str, Any]:

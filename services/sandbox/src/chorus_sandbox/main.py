@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fastapi import FastAPI
+
 from chorus_runtime.service import ServiceRuntime, run_cli
 from chorus_sandbox.faults import Faults
+from chorus_sandbox.inbound import WebhookSender, inbound_router
 from chorus_sandbox.inspection import inspection_router
 from chorus_sandbox.kit import PlatformKit, set_faults_window
 from chorus_sandbox.platforms import available
@@ -21,10 +24,18 @@ def build(settings: SandboxSettings | None = None) -> ServiceRuntime:
     set_faults_window(settings.rate_limit_window_seconds)
     store = Store(seed=settings.seed)
     faults = Faults()
+    sender = WebhookSender(settings)
     runtime.include_router(inspection_router(store, faults))
+    runtime.include_router(inbound_router(store, sender))
     for name, make_router in available().items():
         runtime.include_router(make_router(PlatformKit(name, store, faults, settings)))
-    runtime.configure_app(lambda app: setattr(app.state, "sandbox", (store, faults)))
+    runtime.on_shutdown(sender.aclose)
+
+    def configure(app: FastAPI) -> None:
+        app.state.sandbox = (store, faults)
+        app.state.webhooks = sender
+
+    runtime.configure_app(configure)
     return runtime
 
 

@@ -7,14 +7,16 @@ database; `POST /_sandbox/reset` empties it between tests.
 from __future__ import annotations
 
 import itertools
-import math
 import random
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from chorus_sandbox import growth
 
 
 @dataclass
@@ -23,7 +25,15 @@ class PlatformAccount:
     id: str  # the platform's own account id
     username: str
     display_name: str
-    followers: int = 1000
+    base_followers: int = 1000
+    seed: int = 0
+    created_at: float = field(default_factory=time.time)  # on the sandbox clock
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+
+    @property
+    def followers(self) -> int:
+        """Grows with the account's age on the sandbox clock (deterministic per seed)."""
+        return growth.followers(self.seed, self.base_followers, self.clock() - self.created_at)
 
 
 @dataclass
@@ -50,33 +60,34 @@ class StoredPost:
     status: str = "published"  # published | pending (containers) | deleted
     extra: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def metrics(self, now: float | None = None) -> dict[str, int]:
-        """Metrics grow with the post's age (deterministic per post)."""
-        age_h = max(0.0, ((now or time.time()) - self.created_at.timestamp()) / 3600)
-        rng = random.Random(self.seed)
-        base = rng.randint(50, 500)
-        growth = math.log1p(age_h * 12)
-        impressions = int(base * 20 * growth) + rng.randint(0, 10)
-        reach = int(impressions * rng.uniform(0.6, 0.9))
-        likes = int(impressions * rng.uniform(0.02, 0.08))
-        return {
-            "impressions": impressions,
-            "reach": reach,
-            "likes": likes,
-            "comments": int(likes * rng.uniform(0.05, 0.2)),
-            "shares": int(likes * rng.uniform(0.02, 0.1)),
-            "saves": int(likes * rng.uniform(0.01, 0.05)),
-            "clicks": int(impressions * rng.uniform(0.005, 0.02)),
-            "video_views": int(impressions * rng.uniform(0.3, 0.6))
-            if self.extra.get("video")
-            else 0,
-        }
+        """Metrics grow with the post's age on the sandbox clock (deterministic per post)."""
+        age = (now if now is not None else self.clock()) - self.created_at.timestamp()
+        return growth.post_metrics(self.seed, age, video=bool(self.extra.get("video")))
+
+
+@dataclass
+class InboundRecord:
+    """A comment, message or mention the sandbox made up and pushed by webhook."""
+
+    platform: str
+    kind: str  # comment | message | mention
+    id: str
+    account_id: str  # the account it is for (on the platform)
+    author_id: str
+    author_username: str
+    author_name: str
+    text: str
+    created_at: datetime
+    post_id: str | None = None
 
 
 class Store:
     def __init__(self, seed: int = 42) -> None:
         self.seed = seed
+        self.clock = growth.Clock()
         self._lock = threading.Lock()
         self.reset()
 
@@ -88,8 +99,17 @@ class Store:
             self.codes: dict[str, dict[str, Any]] = {}  # auth code → {account, challenge, …}
             self.posts: dict[tuple[str, str], StoredPost] = {}
             self.calls: list[dict[str, Any]] = []
+            self.inbound: list[InboundRecord] = []
             self._ids = itertools.count(1_000_000)
             self._rng = random.Random(self.seed)
+            self.clock.reset()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def rng(self, *parts: object) -> random.Random:
+        """A generator for one purpose, deterministic from the seed and `parts`."""
+        return random.Random(growth.stable_seed(self.seed, *parts))
 
     def next_id(self) -> str:
         with self._lock:
@@ -106,7 +126,10 @@ class Store:
                     account_id,
                     username=f"{platform}_user_{account_id[-4:]}",
                     display_name=f"Sandbox {platform.title()} {account_id[-4:]}",
-                    followers=self._rng.randint(100, 50_000),
+                    base_followers=self._rng.randint(100, 50_000),
+                    seed=growth.stable_seed(self.seed, platform, account_id),
+                    created_at=self.clock(),
+                    clock=self.clock,
                 )
             return self.accounts[key]
 
@@ -140,7 +163,8 @@ class Store:
 
     def add_post(self, post: StoredPost) -> StoredPost:
         with self._lock:
-            post.seed = hash((post.platform, post.id, self.seed)) & 0xFFFFFFFF
+            post.seed = growth.stable_seed(self.seed, post.platform, post.id)
+            post.clock = self.clock
             self.posts[(post.platform, post.id)] = post
         return post
 
@@ -157,6 +181,11 @@ class Store:
             and (account_id is None or p.account_id == account_id)
             and p.kind == "post"
         ]
+
+    def add_inbound(self, record: InboundRecord) -> InboundRecord:
+        with self._lock:
+            self.inbound.append(record)
+        return record
 
     def record_call(self, platform: str, method: str, path: str, status: int) -> None:
         with self._lock:

@@ -2,7 +2,8 @@
 
 `connector.commands` (producer: publishing) asks the connector to act on a platform;
 `connector.deliveries` reports the outcome; `connector.accounts` tracks connected
-accounts; `connector.metrics` carries metric snapshots pulled from the platforms.
+accounts; `connector.metrics` carries metric snapshots pulled from the platforms;
+`connector.inbound` carries comments, direct messages and mentions the platforms push.
 """
 
 from __future__ import annotations
@@ -183,3 +184,57 @@ class AccountMetricsCollected(EventData):
     following: int = Field(default=0, ge=0)
     posts: int = Field(default=0, ge=0)
     collected_at: datetime
+
+
+# -- inbound (`connector.inbound`): what people say to and about a connected account ----------
+
+
+class InboundAuthor(EventData):
+    """Who wrote it, as the platform names them (ids are the platform's own)."""
+
+    id: str
+    username: str | None = None
+    display_name: str | None = None
+
+
+class InboundReceived(EventData):
+    """Fields every inbound event carries; `platformEventId` is unique per platform (the
+    connector emits one event per platform event and connected account, however often the
+    platform delivers it)."""
+
+    workspace_id: UUID
+    account_id: UUID
+    platform: Platform
+    platform_event_id: str
+    platform_post_id: str | None = Field(
+        default=None, description="the post the event is about, when there is one"
+    )
+    author: InboundAuthor
+    text: str = Field(default="", description="empty when the platform sends no text")
+    occurred_at: datetime
+    received_at: datetime
+
+
+@event_type("chorus.connector.comment.received.v1")
+class CommentReceived(InboundReceived):
+    """A comment or reply on one of the account's posts."""
+
+    platform_parent_id: str | None = Field(
+        default=None, description="the comment this one answers, if it is a reply"
+    )
+
+
+@event_type("chorus.connector.message.received.v1")
+class MessageReceived(InboundReceived):
+    """A direct message to the account."""
+
+    platform_conversation_id: str = Field(
+        description="the platform's thread, or the other party's id where it has no threads"
+    )
+
+
+@event_type("chorus.connector.mention.received.v1")
+class MentionReceived(InboundReceived):
+    """A post or comment elsewhere that names the account."""
+
+    url: str | None = None

@@ -39,6 +39,7 @@ from chorus_connector.platforms.base import (
     RateLimitState,
     compose_text,
     expires_at,
+    normalised,
     posted_since,
     send,
     text_matches,
@@ -441,16 +442,15 @@ class FacebookClient(GraphClient):
             },
         )
         values = insight_values(insights)
-        return {
-            "likes": _summary(fields.get("reactions")),
-            "comments": _summary(fields.get("comments")),
-            "shares": int((fields.get("shares") or {}).get("count") or 0),
-            "saves": 0,  # not reported for Page posts
-            "impressions": values.get("post_impressions", 0),
-            "reach": values.get("post_impressions_unique", 0),
-            "clicks": values.get("post_clicks", 0),
-            "video_views": values.get("post_video_views", 0),
-        }
+        return normalised(  # saves are not reported for Page posts
+            likes=_summary(fields.get("reactions")),
+            comments=_summary(fields.get("comments")),
+            shares=(fields.get("shares") or {}).get("count"),
+            impressions=values.get("post_impressions"),
+            reach=values.get("post_impressions_unique"),
+            clicks=values.get("post_clicks"),
+            video_views=values.get("post_video_views"),
+        )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
         page = account.platform_account_id

@@ -22,7 +22,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from chorus_connector.platforms.base import AccountProfile, MediaFile, PlatformError
+from chorus_connector.platforms.base import AccountProfile, MediaFile, PlatformError, normalised
 from chorus_connector.platforms.facebook import insight_values
 from chorus_connector.platforms.meta_containers import ContainerClient
 from chorus_contracts.events.common import Platform
@@ -140,16 +140,15 @@ class InstagramClient(ContainerClient):
         values = insight_values(insights)
         video = item.get("media_type") in VIDEO_TYPES or item.get("media_product_type") == "REELS"
         views = values.get("views", 0)
-        return {
-            "likes": values.get("likes", int(item.get("like_count") or 0)),
-            "comments": values.get("comments", int(item.get("comments_count") or 0)),
-            "shares": values.get("shares", 0),
-            "saves": values.get("saved", 0),
-            "impressions": views,  # "views" replaced "impressions" in Graph v22
-            "reach": values.get("reach", 0),
-            "clicks": 0,  # not reported per media
-            "video_views": views if video else 0,
-        }
+        return normalised(  # clicks are not reported per media
+            likes=values.get("likes", item.get("like_count")),
+            comments=values.get("comments", item.get("comments_count")),
+            shares=values.get("shares"),
+            saves=values.get("saved"),
+            impressions=views,  # "views" replaced "impressions" in Graph v22
+            reach=values.get("reach"),
+            video_views=views if video else 0,
+        )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
         me = await self._call(

@@ -39,6 +39,7 @@ from chorus_connector.platforms.base import (
     RateLimitState,
     expires_at,
     json_object,
+    normalised,
     parse_retry_after,
     posted_since,
     send,
@@ -374,16 +375,7 @@ class LinkedInClient(PlatformClient):
 
         counts = await asyncio.gather(*(metric(q) for q in METRICS))
         values = dict(zip(METRICS.values(), counts, strict=True))
-        return {
-            "likes": values["likes"],
-            "comments": values["comments"],
-            "shares": values["shares"],
-            "saves": values["saves"],
-            "impressions": values["impressions"],
-            "reach": values["reach"],
-            "clicks": values["clicks"],
-            "video_views": 0,  # not part of member post analytics
-        }
+        return normalised(**values)  # video views are not part of member post analytics
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
         # LinkedIn reports a member's followers; neither followings nor a post count.

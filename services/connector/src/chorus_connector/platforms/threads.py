@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from chorus_connector.platforms.base import AccountProfile, MediaFile, PlatformError
+from chorus_connector.platforms.base import AccountProfile, MediaFile, PlatformError, normalised
 from chorus_connector.platforms.facebook import insight_values
 from chorus_connector.platforms.meta_containers import ContainerClient
 from chorus_contracts.events.common import Platform
@@ -128,16 +128,13 @@ class ThreadsClient(ContainerClient):
         )
         values = insight_values(body)
         views = values.get("views", 0)
-        return {
-            "likes": values.get("likes", 0),
-            "comments": values.get("replies", 0),
-            "shares": values.get("reposts", 0) + values.get("quotes", 0) + values.get("shares", 0),
-            "saves": 0,
-            "impressions": views,
-            "reach": 0,  # not reported per post
-            "clicks": 0,
-            "video_views": views if item.get("media_type") == "VIDEO" else 0,
-        }
+        return normalised(  # no saves, reach or clicks per post
+            likes=values.get("likes"),
+            comments=values.get("replies"),
+            shares=values.get("reposts", 0) + values.get("quotes", 0) + values.get("shares", 0),
+            impressions=views,
+            video_views=views if item.get("media_type") == "VIDEO" else 0,
+        )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
         followers = await self._followers(access_token, account.platform_account_id)

@@ -40,6 +40,7 @@ from chorus_connector.platforms.base import (
     compose_text,
     expires_at,
     json_object,
+    normalised,
     parse_retry_after,
     posted_since,
     send,
@@ -289,16 +290,13 @@ class TikTokClient(PlatformClient):
             )
         video = videos[0]
         views = int(video.get("view_count") or 0)
-        return {
-            "likes": int(video.get("like_count") or 0),
-            "comments": int(video.get("comment_count") or 0),
-            "shares": int(video.get("share_count") or 0),
-            "saves": 0,
-            "impressions": views,  # TikTok counts plays; it reports no separate impressions
-            "reach": 0,
-            "clicks": 0,
-            "video_views": views,
-        }
+        return normalised(
+            likes=video.get("like_count"),
+            comments=video.get("comment_count"),
+            shares=video.get("share_count"),
+            impressions=views,  # TikTok counts plays; it reports no separate impressions
+            video_views=views,
+        )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
         user = await self._user(access_token, "open_id,follower_count,following_count,video_count")

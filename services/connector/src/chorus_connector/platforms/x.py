@@ -33,6 +33,7 @@ from chorus_connector.platforms.base import (
     compose_text,
     expires_at,
     json_object,
+    normalised,
     parse_retry_after,
     posted_since,
     send,
@@ -326,18 +327,15 @@ class XClient(PlatformClient):
         private = data.get("non_public_metrics") or {}
         media = (body.get("includes") or {}).get("media") or []
         views = sum(int((m.get("public_metrics") or {}).get("view_count") or 0) for m in media)
-        return {
-            "likes": int(public.get("like_count") or 0),
-            "comments": int(public.get("reply_count") or 0),
-            "shares": int(public.get("retweet_count") or 0) + int(public.get("quote_count") or 0),
-            "saves": int(public.get("bookmark_count") or 0),
-            "impressions": int(
-                public.get("impression_count") or private.get("impression_count") or 0
-            ),
-            "reach": 0,  # X reports no unique reach
-            "clicks": int(private.get("url_link_clicks") or 0),
-            "video_views": views,
-        }
+        return normalised(  # X reports no unique reach
+            likes=public.get("like_count"),
+            comments=public.get("reply_count"),
+            shares=int(public.get("retweet_count") or 0) + int(public.get("quote_count") or 0),
+            saves=public.get("bookmark_count"),
+            impressions=public.get("impression_count") or private.get("impression_count"),
+            clicks=private.get("url_link_clicks"),
+            video_views=views,
+        )
 
     async def account_metrics(self, access_token: str, account: AccountProfile) -> dict[str, int]:
         metrics = (await self._me(access_token))["data"].get("public_metrics") or {}

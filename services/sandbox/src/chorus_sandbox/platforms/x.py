@@ -2,7 +2,8 @@
 
 OAuth 2.0 authorization code + PKCE (`/i/oauth2/authorize`, `/2/oauth2/token`), `/2/users/me`,
 `POST /2/tweets`, `DELETE /2/tweets/:id`, `GET /2/tweets/:id` (public, non-public and organic
-metrics), `GET /2/users/:id/tweets` (read-back), and the v2 chunked media upload
+metrics), `GET /2/users/:id/tweets` (read-back), `GET /2/tweets/search/recent` (mentions, for
+listening), and the v2 chunked media upload
 (`/2/media/upload/initialize`, `/{id}/append`, `/{id}/finalize`, `GET ?command=STATUS`).
 
 Errors are RFC 7807-style problems (`{"title","detail","type","status"}`); every answer carries
@@ -93,6 +94,21 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
+_QUERY_TOKEN = re.compile(r'"([^"]+)"|(\S+)')
+
+
+def search_terms(query: str) -> list[str]:
+    """The words and "quoted phrases" of a search query, lowercased; operators (`lang:en`,
+    `-is:retweet`, `OR`, parentheses) are ignored: the sandbox matches every term."""
+    terms = []
+    for phrase, word in _QUERY_TOKEN.findall(query):
+        term = (phrase or word).strip("()").lower()
+        if not term or term in ("or", "and") or ":" in term or term.startswith("-"):
+            continue
+        terms.append(term)
+    return terms
+
+
 class Windows:
     """Per-token, per-endpoint 15-minute request windows → `x-rate-limit-*` headers."""
 
@@ -133,6 +149,7 @@ class XSandbox:
         api.add_api_route("/2/users/me", self.me, methods=["GET"])
         api.add_api_route("/2/users/{user_id}/tweets", self.timeline, methods=["GET"])
         api.add_api_route("/2/tweets", self.create, methods=["POST"])
+        api.add_api_route("/2/tweets/search/recent", self.search, methods=["GET"])
         api.add_api_route("/2/tweets/{tweet_id}", self.delete, methods=["DELETE"])
         api.add_api_route("/2/tweets/{tweet_id}", self.lookup, methods=["GET"])
         api.add_api_route("/2/media/upload/initialize", self.media_init, methods=["POST"])
@@ -408,6 +425,65 @@ class XSandbox:
                 media.append(item)
             out["includes"] = {"media": media}
         return self.answer(out, headers)
+
+    async def search(self, request: Request) -> Response:
+        """Recent search over public tweets: posts made here and the mentions and replies
+        `POST /_sandbox/inbound` made up (listening reads mentions this way)."""
+        tok, error, headers = await self.authorized(request, "search", "read")
+        if tok is None:
+            return error  # type: ignore[return-value]
+        q = request.query_params
+        terms = search_terms(q.get("query") or "")
+        if not terms:
+            return self.kit.error("validation", "query: one or more terms are required")
+        try:
+            limit = max(10, min(100, int(q.get("max_results", "10"))))
+        except ValueError:
+            return self.kit.error("validation", "max_results must be a number between 10 and 100")
+        since = parse_time(q.get("start_time"))
+        found: list[tuple[datetime, dict[str, Any], dict[str, Any]]] = []
+        for post in self.kit.store.posts_of("x"):
+            if post.status != "deleted":
+                author = self.kit.store.account("x", post.account_id)
+                user = {"id": author.id, "username": author.username, "name": author.display_name}
+                found.append((post.created_at, self.tweet_json(post), user))
+        for r in self.kit.store.inbound:
+            if r.platform == "x" and r.kind != "message":
+                owner = self.kit.store.account("x", r.account_id)
+                text = r.text if f"@{owner.username}" in r.text else f"@{owner.username} {r.text}"
+                tweet = {
+                    "id": r.id,
+                    "text": text,
+                    "created_at": iso(r.created_at),
+                    "author_id": r.author_id,
+                    "edit_history_tweet_ids": [r.id],
+                }
+                if r.kind == "comment":
+                    tweet["conversation_id"] = r.post_id
+                    tweet["in_reply_to_user_id"] = owner.id
+                user = {"id": r.author_id, "username": r.author_username, "name": r.author_name}
+                found.append((r.created_at, tweet, user))
+        hits = [
+            (at, tweet, user)
+            for at, tweet, user in found
+            if (since is None or at >= since) and all(t in tweet["text"].lower() for t in terms)
+        ]
+        hits.sort(key=lambda h: h[0], reverse=True)
+        page = hits[:limit]
+        if not page:
+            return self.answer({"meta": {"result_count": 0}}, headers)
+        users = {user["id"]: user for _, _, user in page}
+        meta = {
+            "result_count": len(page),
+            "newest_id": page[0][1]["id"],
+            "oldest_id": page[-1][1]["id"],
+        }
+        body = {
+            "data": [tweet for _, tweet, _ in page],
+            "includes": {"users": list(users.values())},
+            "meta": meta,
+        }
+        return self.answer(body, headers)
 
     # -- media upload (v2, chunked) -----------------------------------------------------------
 
