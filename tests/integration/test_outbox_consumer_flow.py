@@ -14,14 +14,15 @@ import sys
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 
 from chorus_contracts.envelope import decode, encode, is_uuid7
+from chorus_publishing.repository import upsert_account
 from chorus_runtime.outbox import OutboxRelay, RelayConfig
 from chorus_runtime.service import Role
 from chorus_testing.apps import running
 from chorus_testing.events import publish_command_event, stage_publish_commands
+from chorus_testing.kafka_io import produce_records, read_records
 from chorus_testing.postgres import scalar
 from chorus_testing.waiting import eventually_equals, wait_for
 
@@ -31,15 +32,33 @@ LEDGER_ROWS = "SELECT count(*) FROM publish_ledger"
 LEDGER_TOTAL = "SELECT coalesce(sum(commands_received), 0) FROM publish_ledger"
 
 
-async def create_and_publish(client, tokens, workspace: str, n_targets: int = 2) -> dict:  # type: ignore[no-untyped-def]
+async def connected_account(runtime, workspace: str, platform: str) -> str:  # type: ignore[no-untyped-def]
+    """An account in publishing's projection of `connector.accounts` (written with the
+    consumer's own repository function), so posts may target it."""
+    account_id = str(uuid.uuid4())
+    async with runtime.db.unit_of_work(tenant_id=workspace) as uow:
+        await upsert_account(
+            uow.session,
+            id=account_id,
+            workspace_id=workspace,
+            platform=platform,
+            username=f"acme_{platform}",
+            status="active",
+        )
+        await uow.commit()
+    return account_id
+
+
+async def create_and_publish(pub, tokens, workspace: str, n_targets: int = 2) -> dict:  # type: ignore[no-untyped-def]
     headers = tokens.headers(workspace)
     body = {
         "content": {"text": "Hello from Chorus", "hashtags": ["launch"]},
         "platforms": [
-            {"platform": p, "accountId": str(uuid.uuid4())}
+            {"platform": p, "accountId": await connected_account(pub.runtime, workspace, p)}
             for p in ["x", "linkedin", "instagram", "threads"][:n_targets]
         ],
     }
+    client = pub.client
     created = await client.post("/api/v1/posts", json=body, headers=headers)
     assert created.status_code == 201, created.text
     post = created.json()["post"]
@@ -48,41 +67,19 @@ async def create_and_publish(client, tokens, workspace: str, n_targets: int = 2)
     return published.json()["post"]
 
 
-async def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 15.0) -> list:  # type: ignore[no-untyped-def]
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"test-reader-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(records) < expect and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for recs in batch.values():
-                records.extend(recs)
-        # A short extra poll catches any unexpected extra message.
-        for recs in (await consumer.getmany(timeout_ms=700)).values():
-            records.extend(recs)
-    finally:
-        await consumer.stop()
-    return records
-
-
 async def test_a_event_arrives_once_with_headers_and_trace(stack, tokens, spans) -> None:  # type: ignore[no-untyped-def]
     workspace = str(uuid.uuid4())
     async with (
         running(stack.connector(), Role.WORKER),
         running(stack.publishing(), Role.ALL, verifier=tokens.verifier()) as pub,
     ):
-        post = await create_and_publish(pub.client, tokens, workspace, n_targets=2)
+        post = await create_and_publish(pub, tokens, workspace, n_targets=2)
         url = stack.connector_db.owner_url
         await eventually_equals(lambda: scalar(url, LEDGER_ROWS), 2)
 
-    records = await read_all(stack.bootstrap, stack.prefix + "connector.commands", expect=2)
+    records = await read_records(
+        stack.bootstrap, stack.prefix + "connector.commands", expect=2, settle=0.7
+    )
     assert len(records) == 2, "each command published exactly once"
     for rec in records:
         headers = {k: v.decode() for k, v in rec.headers}
@@ -130,16 +127,6 @@ async def test_a_event_arrives_once_with_headers_and_trace(stack, tokens, spans)
         }
 
 
-async def produce(bootstrap: str, topic: str, items: list[tuple[list, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for headers, value in items:
-            await producer.send_and_wait(topic, value=value, key=b"k", headers=headers)
-    finally:
-        await producer.stop()
-
-
 async def test_b_same_event_twice_has_one_effect(stack) -> None:
     workspace = str(uuid.uuid4())
     dup = publish_command_event(workspace)
@@ -148,7 +135,7 @@ async def test_b_same_event_twice_has_one_effect(stack) -> None:
     hs, vs = encode(sentinel)
     connector = stack.connector()
     async with running(connector, Role.WORKER):
-        await produce(
+        await produce_records(
             stack.bootstrap, stack.prefix + "connector.commands", [(h, v), (h, v), (hs, vs)]
         )
         url = stack.connector_db.owner_url
@@ -176,7 +163,7 @@ async def test_c_malformed_message_goes_to_dlq_and_next_is_processed(stack) -> N
     topic = stack.prefix + "connector.commands"
     connector = stack.connector()
     async with running(connector, Role.WORKER):
-        await produce(
+        await produce_records(
             stack.bootstrap,
             topic,
             [
@@ -189,7 +176,7 @@ async def test_c_malformed_message_goes_to_dlq_and_next_is_processed(stack) -> N
         await eventually_equals(lambda: scalar(url, LEDGER_ROWS), 1)
         sub = connector.consumers.subscriptions[0]
         await wait_for(lambda: sub.dead_lettered == 2)
-    dlq = await read_all(stack.bootstrap, topic + ".dlq", expect=2)
+    dlq = await read_records(stack.bootstrap, topic + ".dlq", expect=2, settle=0.7)
     assert len(dlq) == 2
     errors = [{k: v.decode() for k, v in r.headers} for r in dlq]
     assert errors[0]["dlq_error_type"] == "EnvelopeError"
@@ -294,14 +281,14 @@ async def test_e_broker_down_for_10s_relay_backs_off_and_catches_up(
         )
         task = asyncio.create_task(relay.run())
         try:
-            await create_and_publish(pub.client, tokens, workspace, n_targets=1)
+            await create_and_publish(pub, tokens, workspace, n_targets=1)
             url = stack.connector_db.owner_url
             await eventually_equals(lambda: scalar(url, LEDGER_ROWS), 1)
 
             kafka_broker.pause()
             try:
                 for _ in range(5):
-                    await create_and_publish(pub.client, tokens, workspace, n_targets=2)
+                    await create_and_publish(pub, tokens, workspace, n_targets=2)
                 await asyncio.sleep(10)
                 assert await scalar(pub_url, unpublished) > 0, "nothing can be published while down"
             finally:

@@ -31,6 +31,7 @@ from chorus_contracts.registry import DLQ_SUFFIX
 from chorus_runtime import metrics
 from chorus_runtime.db.database import Database, UnitOfWork
 from chorus_runtime.db.tables import processed_events_table
+from chorus_runtime.failpoints import failpoint
 
 log = logging.getLogger("chorus.consumer")
 
@@ -214,6 +215,8 @@ class ConsumerRuntime:
         elif outcome == "duplicate":
             sub.duplicates += 1
         metrics.EVENTS_PROCESSED.labels(*labels, outcome).inc()
+        # Crash-safety tests die here: the effect is committed, the offset is not.
+        failpoint(f"consumer.{sub.group_id}.before_ack")
         await message.ack()
 
     async def _apply(
