@@ -16,6 +16,8 @@ E2E_ENV = {
     "CHORUS_SANDBOX_TIMEOUT_SECONDS": "4",
     "CHORUS_CONNECTOR_HTTP_TIMEOUT_SECONDS": "2",
     "CHORUS_SANDBOX_RATE_LIMIT_WINDOW_SECONDS": "2",
+    # The metrics journey needs collection rounds in seconds, not the hourly default.
+    "CHORUS_CONNECTOR_METRICS_INTERVAL_SECONDS": "2",
 }
 
 

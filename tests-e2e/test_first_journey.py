@@ -3,37 +3,17 @@ topics with a plain Kafka consumer (not Chorus code)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from e2e_client import connect, of_tenant, wait_postable
 from e2e_stack import read_endpoints
 
+from chorus_testing.kafka_io import read_records
+
 pytestmark = pytest.mark.e2e
-
-
-async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 20.0) -> list:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"e2e-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(out) < want and loop.time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def test_register_post_publish_through_the_gateway(stack_state: Path) -> None:
@@ -52,7 +32,10 @@ async def test_register_post_publish_through_the_gateway(stack_state: Path) -> N
         assert reg.status_code == 201, reg.text
         workspace = reg.json()["workspace"]["id"]
         auth = {"Authorization": f"Bearer {reg.json()['accessToken']}"}
-        accounts = [str(uuid.uuid4()), str(uuid.uuid4())]
+        # Posts target connected accounts only: connect two in the sandbox, and wait until
+        # publishing has heard of them.
+        accounts = [(await connect(gw, auth, p))["id"] for p in ("x", "linkedin")]
+        await wait_postable(gw, auth, accounts)
         created = await gw.post(
             "/api/v1/posts",
             headers=auth,
@@ -75,18 +58,17 @@ async def test_register_post_publish_through_the_gateway(stack_state: Path) -> N
         assert anonymous.status_code == 401
 
     bootstrap = ep["KAFKA_BOOTSTRAP_SERVERS"]
-    commands = await read_topic(bootstrap, f"{prefix}connector.commands", want=2)
-    mine = [r for r in commands if dict(r.headers).get("ce_tenantid") == workspace.encode()]
-    assert len(mine) == 2, "one publish command per target, exactly once"
-    posts = await read_topic(bootstrap, f"{prefix}publishing.posts", want=2)
-    types = {
-        dict(r.headers)["ce_type"].decode()
-        for r in posts
-        if dict(r.headers).get("ce_tenantid") == workspace.encode()
-    }
+
+    def at_least(n: int):  # type: ignore[no-untyped-def]
+        return lambda records: len(of_tenant(records, workspace)) >= n
+
+    commands = await read_records(bootstrap, f"{prefix}connector.commands", until=at_least(2))
+    assert len(of_tenant(commands, workspace)) == 2, "one publish command per target, once"
+    posts = await read_records(bootstrap, f"{prefix}publishing.posts", until=at_least(2))
+    types = {dict(r.headers)["ce_type"].decode() for r in of_tenant(posts, workspace)}
     assert {
         "chorus.publishing.post.created.v1",
         "chorus.publishing.post.status_changed.v1",
     } <= types
-    workspaces = await read_topic(bootstrap, f"{prefix}identity.workspaces", want=1)
-    assert any(dict(r.headers).get("ce_tenantid") == workspace.encode() for r in workspaces)
+    workspaces = await read_records(bootstrap, f"{prefix}identity.workspaces", until=at_least(1))
+    assert of_tenant(workspaces, workspace)

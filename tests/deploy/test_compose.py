@@ -28,7 +28,10 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DEV_ONLY_SERVICES = {"sandbox"}
 # Long-running services that cannot carry a Docker healthcheck, with the reason.
-NO_HEALTHCHECK = {"otel-collector": "distroless image: no shell or HTTP client to probe with"}
+NO_HEALTHCHECK = {
+    "otel-collector": "distroless image: no shell or HTTP client to probe with",
+    "jaeger": "distroless image: no shell or HTTP client to probe with",
+}
 SECRET_KEY = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|(^|_)KEYS?($|_)", re.I)
 URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^:/@\s]*:(?P<password>[^@/\s]+)@", re.I)
 PLACEHOLDER = "change-me"
@@ -200,6 +203,27 @@ def test_every_service_has_a_healthcheck_or_is_a_job(services: dict[str, Service
             continue
         check = service.get("healthcheck") or {}
         assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+
+
+@pytest.mark.unit
+def test_traces_reach_the_trace_viewer(services: dict[str, Service]) -> None:
+    config = yaml.safe_load((REPO / "deploy/otel/collector.yaml").read_text())
+    exporters = config["service"]["pipelines"]["traces"]["exporters"]
+    (name,) = [e for e in exporters if e.startswith("otlp")]
+    assert config["exporters"][name]["endpoint"].split(":")[0] == "jaeger"
+    assert "jaeger" in services
+    assert "127.0.0.1:16686:16686" in services["jaeger"]["ports"]
+
+
+@pytest.mark.unit
+def test_publishing_roles_share_the_media_volume(services: dict[str, Service]) -> None:
+    roles = [n for n in services if n.startswith("publishing") and n != "publishing-migrate"]
+    assert len(roles) == 3
+    for name in roles:
+        env = services[name]["environment"]
+        assert env["CHORUS_PUBLISHING_MEDIA_ROOT"] == "/var/lib/chorus/media"
+        assert env["CHORUS_PUBLISHING_MEDIA_BASE_URL"] == "http://publishing:8000"
+        assert "media-data:/var/lib/chorus/media" in services[name]["volumes"]
 
 
 @pytest.mark.unit

@@ -33,7 +33,8 @@ RELEASE = "chorus"
 NAMESPACE = "chorus"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 # Kinds from CRDs have no schema in kubernetes-validate.
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "ScaledObject"}
+KEDA_API = "keda.sh/v1alpha1/ScaledObject"
 ROLES = {
     "gateway": {"api", "worker"},
     "publishing": {"api", "worker", "scheduler"},
@@ -134,7 +135,7 @@ def test_chart_lints(helm: Callable[..., str], values: tuple[str, ...]) -> None:
 def test_rendered_manifests_validate_against_kubernetes(
     render: Render, values: tuple[str, ...]
 ) -> None:
-    manifests = render(*values, "--api-versions", SERVICE_MONITOR_API)
+    manifests = render(*values, "--api-versions", SERVICE_MONITOR_API, "--api-versions", KEDA_API)
     errors = []
     for manifest in manifests:
         name = f"{manifest['kind']}/{manifest['metadata']['name']}"
@@ -549,3 +550,27 @@ def test_analytics_env_builds_analytics_settings(
         assert settings.clickhouse_url == secret_url
         assert settings.migrate_on_start is False
         assert settings.port == first_container(deployment)["ports"][0]["containerPort"]
+
+
+def test_workers_scale_on_consumer_lag_where_keda_exists(render: Render) -> None:
+    plain = render()
+    assert not by_kind(plain, "ScaledObject"), "no KEDA CRDs: the CPU HPA stays in charge"
+    assert {f"{RELEASE}-analytics-worker", f"{RELEASE}-connector-worker"} <= set(
+        by_kind(plain, "HorizontalPodAutoscaler")
+    )
+
+    keda = render("--api-versions", KEDA_API)
+    scaled = by_kind(keda, "ScaledObject")
+    assert set(scaled) == {f"{RELEASE}-analytics-worker", f"{RELEASE}-connector-worker"}
+    hpas = by_kind(keda, "HorizontalPodAutoscaler")
+    assert not set(scaled) & set(hpas), "one autoscaler per Deployment"
+    deployments = by_kind(keda, "Deployment")
+    for obj in scaled.values():
+        assert obj["spec"]["scaleTargetRef"]["name"] in deployments
+        (trigger,) = obj["spec"]["triggers"]
+        assert trigger["type"] == "kafka"
+        assert trigger["metadata"]["bootstrapServers"] == "kafka:9092"
+    groups = {n: o["spec"]["triggers"][0]["metadata"] for n, o in scaled.items()}
+    assert groups[f"{RELEASE}-analytics-worker"]["consumerGroup"] == "analytics.ingest"
+    assert "topic" not in groups[f"{RELEASE}-analytics-worker"]
+    assert groups[f"{RELEASE}-connector-worker"]["topic"] == "connector.commands"

@@ -1,13 +1,16 @@
-"""`python -m chorus_runtime.topics_cli create|plan`: make Kafka match the topic registry.
+"""`python -m chorus_runtime.topics_cli create|plan|replay-dlq`: Kafka topics, from the registry.
 
-Used by the compose `kafka-init` job and the Helm topics Job against real Kafka. Creates
-missing topics (and their DLQs) with the registry's partitions, retention and cleanup
-policy; raises partition counts that are too low; never deletes anything.
+`create` is used by the compose `kafka-init` job and the Helm topics Job against real Kafka:
+creates missing topics (and their DLQs) with the registry's partitions, retention and
+cleanup policy; raises partition counts that are too low; never deletes anything.
+`replay-dlq <topic>` republishes a topic's dead letters once their cause is fixed
+(`chorus_runtime.dlq_replay`). Exit codes: 0 done, 1 failed, 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -95,7 +98,15 @@ def apply(bootstrap: str, topics: list[TopicPlan], *, timeout: float = 30.0) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chorus-topics", description=__doc__)
-    parser.add_argument("command", choices=["create", "plan"])
+    parser.add_argument("command", choices=["create", "plan", "replay-dlq"])
+    parser.add_argument(
+        "topic", nargs="?", help="replay-dlq: the logical topic, e.g. connector.commands"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="replay-dlq: at most N records")
+    parser.add_argument(
+        "--max-replays", type=int, default=3, help="replay-dlq: leave records replayed N times"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="replay-dlq: count, send nothing")
     parser.add_argument(
         "--bootstrap-servers", default=os.environ.get("CHORUS_KAFKA_BOOTSTRAP_SERVERS", "")
     )
@@ -109,7 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="override the registry's replication factor (e.g. 1 on a single broker)",
     )
     args = parser.parse_args(argv)
-    topics = plan(load_registry(), args.prefix, args.replication_factor)
+    registry = load_registry()
+    if args.command == "replay-dlq":
+        if args.topic not in registry.topics:
+            parser.error(f"replay-dlq needs a registry topic, one of: {', '.join(registry.topics)}")
+        if not args.bootstrap_servers:
+            parser.error("--bootstrap-servers (or CHORUS_KAFKA_BOOTSTRAP_SERVERS) is required")
+        return _replay(args)
+    topics = plan(registry, args.prefix, args.replication_factor)
     if args.command == "plan":
         for t in topics:
             cfg = ",".join(f"{k}={v}" for k, v in sorted(t.config.items()))
@@ -118,6 +136,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.bootstrap_servers:
         parser.error("--bootstrap-servers (or CHORUS_KAFKA_BOOTSTRAP_SERVERS) is required")
     return apply(args.bootstrap_servers, topics)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from chorus_runtime.dlq_replay import replay_dlq
+
+    topic = physical_name(args.prefix, args.topic)
+    try:
+        report = asyncio.run(
+            replay_dlq(
+                args.bootstrap_servers,
+                topic,
+                limit=args.limit,
+                max_replays=args.max_replays,
+                dry_run=args.dry_run,
+            )
+        )
+    except Exception as exc:
+        print(f"replay of {topic}.dlq failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    verb = "would replay" if args.dry_run else "replayed"
+    print(f"{verb} {report.replayed} record(s) from {topic}.dlq into {topic}", file=sys.stderr)
+    if report.skipped:
+        print(
+            f"left {report.skipped} record(s) replayed {args.max_replays} times already "
+            f"(partition, offset): {report.skipped_offsets[:20]}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 if __name__ == "__main__":

@@ -73,8 +73,16 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, state_dir: Path, *, port_offset: int = 0, topic_prefix: str = "") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        port_offset: int = 0,
+        topic_prefix: str = "",
+        demo: bool = True,
+    ) -> None:
         self.state = state_dir
+        self.demo = demo
         self.logs = state_dir / "logs"
         self.pidfile = state_dir / "stack.json"
         self.endpoints = state_dir / "endpoints.env"
@@ -105,6 +113,11 @@ class Stack:
                 env["CHORUS_ANALYTICS_CLICKHOUSE_URL"] = (
                     f"chdb://{self.state.resolve()}/analytics-chdb"
                 )
+            if "publishing" in urls:
+                # Media files live under the state directory; the connector fetches them
+                # from publishing's signed URLs at the port it really got.
+                env["CHORUS_PUBLISHING_MEDIA_ROOT"] = str((self.state / "media").resolve())
+                env["CHORUS_PUBLISHING_MEDIA_BASE_URL"] = urls["publishing"]
             if "sandbox" in urls:
                 # Dev/test only: the connector talks to the simulated platforms.
                 env["CHORUS_CONNECTOR_SANDBOX_URL"] = urls["sandbox"]
@@ -118,6 +131,8 @@ class Stack:
             for spec in services:
                 self._wait_ready(spec.name, urls[spec.name], ready_timeout)
             self._write_endpoints(bootstrap, urls)
+            if self.demo and {"gateway", "sandbox"} <= urls.keys():
+                self._seed_demo(bootstrap, urls["gateway"])
         except BaseException as exc:
             say(f"start-up failed: {exc}; stopping what was started (logs: {self.logs})")
             self.stop_all()
@@ -278,6 +293,29 @@ class Stack:
             time.sleep(0.3)
         raise TimeoutError(f"{name} not ready after {timeout:.0f}s: {last}")
 
+    def _seed_demo(self, bootstrap: str, gateway_url: str) -> None:
+        """The demo workspace (dev only; lives in the sandbox package). A failure is reported
+        but does not stop a stack that is otherwise up."""
+        say("seeding the demo workspace (--no-demo to skip)")
+        cmd = [
+            sys.executable,
+            "-m",
+            "chorus_sandbox.demo",
+            "--gateway-url",
+            gateway_url,
+            "--kafka-bootstrap-servers",
+            bootstrap,
+            "--topic-prefix",
+            self.topic_prefix,
+        ]
+        try:
+            result = subprocess.run(cmd, check=False, timeout=180)
+        except subprocess.TimeoutExpired:
+            say("demo seeding timed out; the stack is up without it")
+            return
+        if result.returncode != 0:
+            say(f"demo seeding failed (exit {result.returncode}); the stack is up without it")
+
     def _write_endpoints(self, bootstrap: str, urls: dict[str, str]) -> None:
         lines = [f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}", f"TOPIC_PREFIX={self.topic_prefix}"]
         for name, url in urls.items():
@@ -320,8 +358,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port-offset", type=int, default=0)
     parser.add_argument("--topic-prefix", default=os.environ.get("CHORUS_TOPIC_PREFIX", ""))
     parser.add_argument("--ready-timeout", type=float, default=90.0)
+    parser.add_argument(
+        "--no-demo",
+        action="store_true",
+        default=os.environ.get("CHORUS_DEMO", "1") == "0",
+        help="do not seed the demo workspace (also CHORUS_DEMO=0)",
+    )
     args = parser.parse_args(argv)
-    stack = Stack(args.state_dir, port_offset=args.port_offset, topic_prefix=args.topic_prefix)
+    stack = Stack(
+        args.state_dir,
+        port_offset=args.port_offset,
+        topic_prefix=args.topic_prefix,
+        demo=not args.no_demo,
+    )
     if args.command == "up":
         return stack.up(detach=args.detach, ready_timeout=args.ready_timeout)
     if args.command == "down":
