@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
 
-.PHONY: help install up up-detached down status test lint fmt schemas schemas-check clean
+.PHONY: help install up up-detached down status test test-docker lint fmt schemas schemas-check clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ schemas-check: install ## fail when exported schemas drift or break compatibilit
 test: install ## lint + every test layer (unit, component, integration, deploy, e2e, docker)
 	@bash scripts/ensure-services.sh
 	@bash scripts/test.sh $(PYTEST_ARGS)
+
+test-docker: install ## the journeys against docker compose + the testcontainers tests (needs Docker)
+	@CHORUS_E2E_TARGET=compose $(PY) -m pytest -p no:cacheprovider tests-e2e tests/docker $(PYTEST_ARGS)
 
 clean: down ## remove the environment and local state
 	rm -rf .venv .chorus .pytest_cache .ruff_cache

@@ -23,6 +23,31 @@ def stack_cmd(state: Path, *args: str) -> list[str]:
     ]
 
 
+def compose_cmd(*args: str) -> list[str]:
+    """`docker compose` with the dev overlay and profile (sandbox wired to the connector)."""
+    return [
+        "docker",
+        "compose",
+        "-f",
+        str(ROOT / "docker-compose.yml"),
+        "-f",
+        str(ROOT / "docker-compose.dev.yml"),
+        "--profile",
+        "dev",
+        *args,
+    ]
+
+
+def write_compose_endpoints(state: Path) -> None:
+    """The compose stack's published ports, in the same file `make up` writes."""
+    (state / "endpoints.env").write_text(
+        "KAFKA_BOOTSTRAP_SERVERS=localhost:9094\n"
+        "TOPIC_PREFIX=\n"
+        "GATEWAY_URL=http://127.0.0.1:8000\n"
+        "SANDBOX_URL=http://127.0.0.1:8099\n"
+    )
+
+
 def read_endpoints(state: Path) -> dict[str, str]:
     out = {}
     for line in (state / "endpoints.env").read_text().splitlines():

@@ -3,6 +3,7 @@ once (the stack fixture starts the stack exactly as `make up` does, demo include
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,13 @@ from e2e_stack import read_endpoints
 
 from chorus_sandbox.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_PLATFORMS
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        os.environ.get("CHORUS_E2E_TARGET") == "compose",
+        reason="the demo is seeded by `make up`, not by compose",
+    ),
+]
 
 
 async def test_demo_login_shows_accounts_calendar_and_charts(stack_state: Path) -> None:

@@ -11,7 +11,13 @@ import httpx
 import pytest
 from e2e_stack import ROOT, read_endpoints, stack_cmd
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        os.environ.get("CHORUS_E2E_TARGET") == "compose",
+        reason="the embedded stack runner itself (`make up`)",
+    ),
+]
 
 
 def test_endpoints_file_names_every_started_service(stack_state: Path) -> None:

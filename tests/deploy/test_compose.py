@@ -25,6 +25,7 @@ from .service_stores import CLICKHOUSE_SERVICES, migrate_command, uses_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+DEV_OVERLAY = REPO / "docker-compose.dev.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DEV_ONLY_SERVICES = {"sandbox"}
 # Long-running services that cannot carry a Docker healthcheck, with the reason.
@@ -131,7 +132,7 @@ def secret_problems(key: str, value: str, *, inline: bool) -> list[str]:
 def test_compose_file_matches_compose_spec() -> None:
     exe = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
     result = subprocess.run(
-        [exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        [exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE), str(DEV_OVERLAY)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -203,6 +204,20 @@ def test_every_service_has_a_healthcheck_or_is_a_job(services: dict[str, Service
             continue
         check = service.get("healthcheck") or {}
         assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+
+
+@pytest.mark.unit
+def test_dev_overlay_points_the_connector_at_the_sandbox(services: dict[str, Service]) -> None:
+    overlay = yaml.safe_load(DEV_OVERLAY.read_text())["services"]
+    assert set(overlay) <= set(services), "the overlay only adjusts services of the file"
+    for name in ("connector", "connector-worker"):
+        assert overlay[name]["environment"]["CHORUS_CONNECTOR_SANDBOX_URL"] == (
+            "http://sandbox:8000"
+        )
+    assert overlay["sandbox"]["environment"]["CHORUS_SANDBOX_WEBHOOK_URL"] == (
+        "http://connector:8000/webhooks"
+    )
+    assert services["sandbox"]["profiles"] == ["dev"]
 
 
 @pytest.mark.unit

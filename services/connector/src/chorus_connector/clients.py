@@ -51,7 +51,7 @@ class Clients:
             creds = self.settings.platform_credentials.get(platform.value, {})
             self._clients[platform] = cls(
                 self.http,
-                Endpoints(api=base, auth=self.settings.platform_auth_urls.get(platform.value)),
+                Endpoints(api=base, auth=self.settings.auth_url(platform.value)),
                 AppCredentials(
                     client_id=creds.get("id", self.settings.platform_client_id),
                     client_secret=creds.get("secret", self.settings.platform_client_secret),

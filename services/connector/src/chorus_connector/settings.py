@@ -28,6 +28,9 @@ class ConnectorSettings(ServiceSettings):
     sandbox_url: str = ""
     platform_base_urls: dict[str, str] = Field(default_factory=dict)
     platform_auth_urls: dict[str, str] = Field(default_factory=dict)
+    # The sandbox as a user's browser reaches it, for its authorize pages, where that differs
+    # from `sandbox_url` (compose: the host's published port, not the container name).
+    sandbox_public_url: str = ""
     platform_client_id: str = "sandbox-client"
     platform_client_secret: str = ""
     # Per-platform credentials override the defaults above: {"x": {"id": …, "secret": …}}.
@@ -53,6 +56,14 @@ class ConnectorSettings(ServiceSettings):
             return self.webhook_secrets[platform]
         creds = self.platform_credentials.get(platform, {})
         return creds.get("secret", self.platform_client_secret)
+
+    def auth_url(self, platform: str) -> str | None:
+        """Base of the platform's authorize page; None: the API base serves it."""
+        if platform in self.platform_auth_urls:
+            return self.platform_auth_urls[platform]
+        if self.sandbox_public_url:
+            return f"{self.sandbox_public_url.rstrip('/')}/{platform}"
+        return None
 
     def base_url(self, platform: str) -> str | None:
         if platform in self.platform_base_urls:
