@@ -45,6 +45,9 @@ EXPECTED_TABLES: dict[str, tuple[str, ...]] = {
     "chorus.connector.account.connected.v1": ("account_changes",),
     "chorus.connector.account.status_changed.v1": ("account_changes",),
     "chorus.connector.account.disconnected.v1": ("account_changes",),
+    "chorus.connector.comment.received.v1": (),
+    "chorus.connector.mention.received.v1": (),
+    "chorus.connector.message.received.v1": (),
     "chorus.gateway.request.audited.v1": ("audit_log",),
 }
 

@@ -266,6 +266,13 @@ async def test_the_store_unavailable_for_10s_pauses_and_loses_nothing(
     async with running(runtime, Role.WORKER):
         await produce(kafka_broker.bootstrap_servers, records[:20])
         await eventually_equals(lambda: _events(ch), 20, timeout=30)
+        # Rows are visible a moment before their offsets are committed: wait for the commit,
+        # or it could land after the store goes down and look like a commit while down.
+        await wait_for(
+            lambda: sum(ingestor.stats.committed.values()) == 20,
+            timeout=10,
+            message="the first 20 committed",
+        )
         commits_before = ingestor.stats.commits
 
         flaky.down = True

@@ -417,3 +417,47 @@ async def test_closed_client_raises_unavailable(ch: ClickHouseClient) -> None:
         await ch.insert("c", [[1]], ["x"])
     # Retry loops catch the base class too.
     assert issubclass(ClickHouseUnavailable, ClickHouseError)
+
+
+async def test_datetimes_and_uuids_round_trip_at_the_edges_of_the_column_encoding(
+    ch: ClickHouseClient,
+) -> None:
+    # Batches are encoded a column at a time (chdb): datetimes as epoch numbers inside the
+    # range where that is exact, as text outside it; UUIDs as hex. Either way, same values.
+    await ch.command(
+        "CREATE TABLE edge_times (id UInt8, t3 DateTime64(3, 'UTC'), "
+        "t6 DateTime64(6, 'Asia/Kolkata'), s DateTime('UTC'), u UUID, n Nullable(UUID)) "
+        "ENGINE = MergeTree ORDER BY id"
+    )
+    u1, u2 = uuid.uuid4(), uuid.uuid4()
+    ny = ZoneInfo("America/New_York")
+    rows: list[list[Any]] = [
+        [
+            1,
+            # (Before 1970 the text form is used too, but ClickHouse can't print such a
+            # DateTime64 as a unix timestamp, which the embedded reader relies on.)
+            datetime(2038, 1, 19, 3, 14, 8, 999500, tzinfo=UTC),  # just after 2**31 s
+            datetime(2040, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+            datetime(2024, 3, 10, 7, 0, 1, 999999, tzinfo=UTC),
+            u1,
+            None,
+        ],
+        [
+            2,
+            datetime(2025, 1, 1, 0, 0, 0, 123999),  # naive: UTC
+            datetime(2025, 6, 30, 12, 0, 0, 1, tzinfo=ny),
+            datetime(2030, 1, 1, 0, 0, 0, 500000, tzinfo=ny),
+            u2,
+            u1,
+        ],
+    ]
+    await ch.insert("edge_times", rows, ["id", "t3", "t6", "s", "u", "n"])
+    first, second = await ch.query("SELECT * FROM edge_times ORDER BY id")
+    assert first["t3"] == datetime(2038, 1, 19, 3, 14, 8, 999000, tzinfo=UTC)
+    assert first["t6"] == datetime(2040, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    assert first["s"] == datetime(2024, 3, 10, 7, 0, 1, tzinfo=UTC)
+    assert (first["u"], first["n"]) == (u1, None)
+    assert second["t3"] == datetime(2025, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
+    assert second["t6"] == datetime(2025, 6, 30, 12, 0, 0, 1, tzinfo=ny)
+    assert second["s"] == datetime(2030, 1, 1, 0, 0, 0, tzinfo=ny)
+    assert (second["u"], second["n"]) == (u2, u1)

@@ -20,6 +20,8 @@ from chorus_runtime.clickhouse import (
 )
 from chorus_runtime.clickhouse._codec import (
     decode_json_compact,
+    encode_column,
+    encode_json_columns,
     encode_json_each_row,
     format_param,
     result_converter,
@@ -210,6 +212,30 @@ def test_insert_encoding_uses_column_types() -> None:
         '["2024-07-01 08:00:00.000000","2024-07-01 12:00:00","1.10","q\\"\\n",'
         '{"n":1,"when":"2024-01-02"},{"2":["x"]}]\n'
     )
+
+
+@pytest.mark.unit
+def test_column_encoding_means_what_the_row_encoding_means() -> None:
+    u = uuid.UUID("0192a0b1-c2d3-7e4f-8a9b-0c1d2e3f4a5b")
+    at = datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    # The common shapes take one pass per column.
+    assert encode_column((u, None), "Nullable(UUID)", UTC) == [u.hex, None]
+    assert encode_column((at, None), "DateTime64(3, 'UTC')", UTC) == [at.timestamp(), None]
+    assert encode_column((at,), "DateTime('UTC')", UTC) == [int(at.timestamp())]
+    assert encode_column(("a", 1, None), "String", UTC) == ("a", 1, None)
+    # Outside the exact epoch range, and for anything else, the per-value converters.
+    before = datetime(1969, 12, 31, 23, 59, 59, 999500, tzinfo=UTC)
+    assert encode_column((before,), "DateTime64(3, 'UTC')", UTC) == ["1969-12-31 23:59:59.999500"]
+    assert encode_column((u,), "String", UTC) == [str(u)]
+    assert encode_column(("x",), "Array(String)", UTC) == [["x"]]
+    assert encode_column(('{"a":1}',), "JSON", UTC) == [{"a": 1}]
+    text = encode_json_columns(
+        [[u, 'q"\n', Decimal("1.10")], [u, "", Decimal("2")]],
+        ["u", "s", "d"],
+        {"u": "UUID", "s": "String", "d": "Decimal(9, 2)"},
+        UTC,
+    )
+    assert text == f'[["{u.hex}","{u.hex}"],["q\\"\\n",""],["1.10","2"]]'
 
 
 @pytest.mark.unit

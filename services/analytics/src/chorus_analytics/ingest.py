@@ -3,7 +3,8 @@
 Per batch (flushed at `ingest_batch_max_rows` events or `ingest_batch_max_seconds` after its
 first event, whichever comes first):
 
-1. `prepare`: decode each message (`chorus_contracts.envelope.decode` + the data contract);
+1. `prepare`: decode each message (`decoding.FastDecoder`, falling back to
+   `chorus_contracts.envelope.decode` + the data contract for anything it is not sure of);
    an undecodable one (or a tenant mismatch) becomes a dead letter, the rest become rows:
    `events` for every event plus the typed tables its type maps to (`mappings.py`).
 2. `ClickHouseWriter.write`: one INSERT per table, each carrying an
@@ -30,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,8 +46,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from chorus_analytics import metrics as ametrics
-from chorus_analytics.mappings import TABLES, as_sequence, event_row, tenant_of, typed_rows
-from chorus_contracts.catalog import catalog, parse_data
+from chorus_analytics.decoding import FastDecoder
+from chorus_analytics.mappings import (
+    TABLES,
+    EventEnvelope,
+    as_sequence,
+    event_values,
+    tenant_of,
+    typed_rows,
+)
+from chorus_contracts.catalog import EventData, catalog, parse_data
 from chorus_contracts.envelope import UnknownEventType, decode
 from chorus_contracts.registry import DLQ_SUFFIX
 from chorus_runtime import metrics
@@ -73,11 +84,14 @@ class DeadLetter:
     error: BaseException
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordRows:
     record: KafkaRecord
     event_id: str
     rows: list[tuple[str, list[Any]]]
+
+
+Ranges = dict[tuple[str, int], tuple[int, int]]
 
 
 @dataclass
@@ -88,6 +102,7 @@ class PreparedBatch:
     by_record: list[RecordRows]
     dead: list[DeadLetter]
     newest_event_time: datetime | None = None
+    ranges: Ranges = field(default_factory=dict)  # (topic, partition) → first, last offset
 
     @property
     def row_count(self) -> int:
@@ -104,14 +119,24 @@ class Backoff:
         return random.uniform(cap / 2, cap)
 
 
-def offset_ranges(records: Sequence[KafkaRecord]) -> dict[tuple[str, int], tuple[int, int]]:
+def offset_ranges(records: Sequence[KafkaRecord]) -> Ranges:
     """(topic, partition) → (first offset, last offset) of the records."""
-    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    ranges: Ranges = {}
     for r in records:
-        key = (r.topic, r.partition)
-        lo, hi = ranges.get(key, (r.offset, r.offset))
-        ranges[key] = (min(lo, r.offset), max(hi, r.offset))
+        key, offset = (r.topic, r.partition), r.offset
+        seen = ranges.get(key)
+        if seen is None:
+            ranges[key] = (offset, offset)
+        elif offset < seen[0]:
+            ranges[key] = (offset, seen[1])
+        elif offset > seen[1]:
+            ranges[key] = (seen[0], offset)
     return ranges
+
+
+def token_of(ranges: Ranges) -> str:
+    text = ";".join(f"{t}/{p}/{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def batch_token(records: Sequence[KafkaRecord]) -> str:
@@ -120,9 +145,42 @@ def batch_token(records: Sequence[KafkaRecord]) -> str:
     Deterministic for the same messages, so a redelivered identical batch is deduplicated
     by ClickHouse. Each table's insert appends its name (`<token>:<table>`).
     """
-    ranges = offset_ranges(records)
-    text = ";".join(f"{t}/{p}/{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
+    return token_of(offset_ranges(records))
+
+
+@functools.lru_cache(maxsize=8)
+def decoder_for(known_types: frozenset[str]) -> FastDecoder:
+    models = catalog()
+    return FastDecoder({t: models[t] for t in known_types if t in models})
+
+
+def _reference_decode(
+    record: KafkaRecord, known: frozenset[str]
+) -> tuple[EventEnvelope, EventData]:
+    """The contracts' decoding: the errors it raises are the ones dead letters carry."""
+    event = decode(record.headers, record.value)
+    if event.type not in known:  # what decode(known_types=) checks, without a set copy
+        raise UnknownEventType(f"unknown event type {event.type!r}", header="ce_type")
+    return event, parse_data(event)
+
+
+def _map(
+    record: KafkaRecord, event: EventEnvelope, data: EventData, now: datetime
+) -> list[tuple[str, list[Any]]]:
+    workspace = tenant_of(event, data)
+    events_row = event_values(
+        event,
+        workspace_id=workspace,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        ingested_at=now,
+        raw_data=record.value,
+    )
+    mapped: list[tuple[str, list[Any]]] = [("events", events_row)]
+    for table, row in typed_rows(event, data):
+        mapped.append((table, as_sequence(table, row)))
+    return mapped
 
 
 def prepare(
@@ -133,45 +191,35 @@ def prepare(
 ) -> PreparedBatch:
     """Decode and map a batch (pure: no I/O)."""
     known = known_types if known_types is not None else frozenset(catalog())
+    fast = decoder_for(known).decode
     now = ingested_at or datetime.now(UTC)
     rows: dict[str, list[list[Any]]] = {}
     by_record: list[RecordRows] = []
     dead: list[DeadLetter] = []
     newest: datetime | None = None
     for record in records:
-        try:
-            event = decode(record.headers, record.value)
-            if event.type not in known:  # what decode(known_types=) checks, without a set copy
-                raise UnknownEventType(f"unknown event type {event.type!r}", header="ce_type")
-            data = parse_data(event)
-            workspace = tenant_of(event, data)
-            mapped: list[tuple[str, list[Any]]] = [
-                (
-                    "events",
-                    as_sequence(
-                        "events",
-                        event_row(
-                            event,
-                            workspace_id=workspace,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            ingested_at=now,
-                            raw_data=record.value,
-                        ),
-                    ),
-                )
-            ]
-            mapped += [(t, as_sequence(t, row)) for t, row in typed_rows(event, data)]
-        except Exception as exc:  # envelope, contract, tenant mismatch or a mapping bug
-            dead.append(DeadLetter(record, exc))
-            continue
+        mapped: list[tuple[str, list[Any]]] | None = None
+        decoded = fast(record.headers, record.value)
+        if decoded is not None:
+            event: EventEnvelope = decoded[0]
+            try:
+                mapped = _map(record, event, decoded[1], now)
+            except Exception:  # redone the reference way below, which names the error
+                mapped = None
+        if mapped is None:
+            try:
+                event, data = _reference_decode(record, known)
+                mapped = _map(record, event, data, now)
+            except Exception as exc:  # envelope, contract, tenant mismatch or a mapping bug
+                dead.append(DeadLetter(record, exc))
+                continue
         for table, row in mapped:
             rows.setdefault(table, []).append(row)
         by_record.append(RecordRows(record, event.id, mapped))
         if newest is None or event.time > newest:
             newest = event.time
-    return PreparedBatch(batch_token(records), list(records), rows, by_record, dead, newest)
+    ranges = offset_ranges(records)
+    return PreparedBatch(token_of(ranges), list(records), rows, by_record, dead, newest, ranges)
 
 
 class BatchRejected(Exception):
@@ -363,7 +411,10 @@ class KafkaIngestor:
         written (one in flight: inserts block a worker thread, not this loop), and batches
         complete and commit strictly in order. A batch that cannot be written holds the next
         one back, so at most two batches are in memory and polling stops."""
-        buffer: list[KafkaRecord] = []
+        # Fetched records stay in their per-partition chunks until the flush, so dropping a
+        # revoked partition's records costs one check per chunk, not one per record.
+        buffer: list[tuple[TopicPartition, list[KafkaRecord]]] = []
+        buffered = 0
         first_at: float | None = None
         inflight: asyncio.Task[None] | None = None
         idle_ms = max(1, int(min(self.max_seconds, 1.0) * 1000))
@@ -378,18 +429,20 @@ class KafkaIngestor:
                     left = first_at + self.max_seconds - time.monotonic()
                     timeout_ms = max(0, int(left * 1000))
                 fetched = await consumer.getmany(
-                    timeout_ms=timeout_ms, max_records=max(1, self.max_rows - len(buffer))
+                    timeout_ms=timeout_ms, max_records=max(1, self.max_rows - buffered)
                 )
-                for records in fetched.values():
-                    buffer.extend(records)
+                for tp, records in fetched.items():
+                    if records:
+                        buffer.append((tp, records))
+                        buffered += len(records)
                 if buffer and first_at is None:
                     first_at = time.monotonic()
                 due = first_at is not None and time.monotonic() - first_at >= self.max_seconds
-                if not buffer or (len(buffer) < self.max_rows and not due):
+                if not buffer or (buffered < self.max_rows and not due):
                     continue
                 assigned = consumer.assignment()
-                owned = [r for r in buffer if TopicPartition(r.topic, r.partition) in assigned]
-                buffer, first_at = [], None
+                owned = [r for tp, records in buffer if tp in assigned for r in records]
+                buffer, buffered, first_at = [], 0, None
                 if not owned:
                     continue
                 started = time.perf_counter()
@@ -426,19 +479,18 @@ class KafkaIngestor:
         dead = batch.dead + await self.writer.write(batch)
         for letter in dead:
             await self._dead_letter(producer, letter)
-        await self._commit(consumer, records)
+        await self._commit(consumer, batch.ranges or offset_ranges(records))
         now = datetime.now(UTC)
         ametrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         ametrics.BATCH_ROWS.observe(len(records))
         ametrics.BATCHES.labels("committed").inc()
         if batch.newest_event_time is not None:
             ametrics.FRESHNESS.observe(max(0.0, (now - batch.newest_event_time).total_seconds()))
-        dead_records = {id(d.record) for d in dead}
-        per_topic: dict[str, int] = {}
-        for r in records:
-            if id(r) not in dead_records:
-                per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
+        per_topic = Counter(r.topic for r in records)
+        per_topic.subtract(d.record.topic for d in dead)
         for topic, n in per_topic.items():
+            if n <= 0:
+                continue
             metrics.EVENTS_PROCESSED.labels(
                 SERVICE, self.group_id, self._logical(topic), "processed"
             ).inc(n)
@@ -449,10 +501,8 @@ class KafkaIngestor:
         if self.on_committed is not None:
             self.on_committed(records)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, records: list[KafkaRecord]) -> None:
-        offsets = {
-            TopicPartition(t, p): hi + 1 for (t, p), (_, hi) in offset_ranges(records).items()
-        }
+    async def _commit(self, consumer: AIOKafkaConsumer, ranges: Ranges) -> None:
+        offsets = {TopicPartition(t, p): hi + 1 for (t, p), (_, hi) in ranges.items()}
         attempt = 0
         while True:
             attempt += 1

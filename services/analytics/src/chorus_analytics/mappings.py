@@ -6,7 +6,10 @@ domain (listening, inbox, AI) adds a migration with its table(s), the table's co
 `TABLES`, and a builder here; the consumer, batching, dedup and DLQ stay as they are.
 
 Builders are pure: (envelope, typed data) → one row as a dict holding every column of the
-table. The workspace a row belongs to is the event's tenant (`ce_tenantid`) and the data's
+table. The envelope is a `CloudEvent` or the ingest's lighter `decoding.Envelope`: builders
+read only the attributes of `EventEnvelope`.
+
+The workspace a row belongs to is the event's tenant (`ce_tenantid`) and the data's
 `workspaceId`; an event whose two disagree is refused (`TenantMismatch`, sent to the DLQ)
 rather than filed under either.
 """
@@ -19,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from chorus_contracts.catalog import EventData
 from chorus_contracts.envelope import CloudEvent
@@ -27,7 +30,26 @@ from chorus_contracts.events import connector, gateway, identity, publishing
 
 NIL_UUID = uuid.UUID(int=0)
 Row = dict[str, Any]
-Builder = Callable[[CloudEvent, Any], Row]
+
+
+class EventEnvelope(Protocol):
+    """What mappings read of an event besides its data (`CloudEvent` has all of it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def tenantid(self) -> str | None: ...
+
+
+Builder = Callable[[EventEnvelope, Any], Row]
 
 
 class TenantMismatch(ValueError):
@@ -143,12 +165,14 @@ def _text(value: Any) -> Any:
     return value
 
 
-def tenant_of(event: CloudEvent, data: EventData | None = None) -> uuid.UUID:
+def tenant_of(event: EventEnvelope, data: EventData | None = None) -> uuid.UUID:
     """The workspace an event belongs to (nil UUID when it has none)."""
-    tenant = _uuid(event.tenantid) if event.tenantid else None
     declared = getattr(data, "workspace_id", None) if data is not None else None
+    if isinstance(declared, uuid.UUID) and event.tenantid == str(declared):
+        return declared  # the usual case: the header spells the data's id, nothing to parse
+    tenant = _uuid(event.tenantid) if event.tenantid else None
     if declared is None and data is None:
-        raw = event.data.get("workspaceId")
+        raw = event.data.get("workspaceId") if isinstance(event, CloudEvent) else None
         declared = raw if isinstance(raw, str) else None
     declared_id = _uuid(declared) if declared is not None else None
     if tenant is not None and declared_id is not None and tenant != declared_id:
@@ -160,8 +184,60 @@ def normalize_hashtag(tag: str) -> str:
     return tag.strip().lstrip("#").lower()
 
 
+def event_values(
+    event: EventEnvelope,
+    *,
+    workspace_id: uuid.UUID,
+    topic: str,
+    partition: int,
+    offset: int,
+    ingested_at: datetime,
+    raw_data: bytes | None = None,
+) -> list[Any]:
+    """The `events` row in column order: the envelope as received, data as JSON text.
+
+    Built as a list (not a dict then reordered): the ingest makes one per event.
+    """
+    if raw_data is not None:
+        data = raw_data.decode("utf-8")
+    elif isinstance(event, CloudEvent):
+        data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    else:
+        raise ValueError("an envelope without data needs the raw value")
+    return [
+        workspace_id,
+        event.id,  # validated UUIDv7 text; one form per column in a batch
+        event.type,
+        event.source,
+        event.subject or "",
+        event.time,
+        ingested_at,
+        topic,
+        partition,
+        offset,
+        data,
+    ]
+
+
+# The order `event_values` builds, which must be `TABLES["events"]`'s.
+_EVENT_COLUMNS = (
+    "workspace_id",
+    "event_id",
+    "event_type",
+    "source",
+    "subject",
+    "event_time",
+    "ingested_at",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "data",
+)
+assert TABLES["events"].columns == _EVENT_COLUMNS, "event_values must follow TABLES"
+
+
 def event_row(
-    event: CloudEvent,
+    event: EventEnvelope,
     *,
     workspace_id: uuid.UUID,
     topic: str,
@@ -170,30 +246,23 @@ def event_row(
     ingested_at: datetime,
     raw_data: bytes | None = None,
 ) -> Row:
-    """The `events` row: the envelope as received, data as JSON text."""
-    if raw_data is not None:
-        data = raw_data.decode("utf-8")
-    else:
-        data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
-    return {
-        "workspace_id": workspace_id,
-        "event_id": event.id,  # validated UUIDv7 text; one form per column in a batch
-        "event_type": event.type,
-        "source": event.source,
-        "subject": event.subject or "",
-        "event_time": event.time,
-        "ingested_at": ingested_at,
-        "kafka_topic": topic,
-        "kafka_partition": partition,
-        "kafka_offset": offset,
-        "data": data,
-    }
+    """The `events` row as a dict (see `event_values`)."""
+    values = event_values(
+        event,
+        workspace_id=workspace_id,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        ingested_at=ingested_at,
+        raw_data=raw_data,
+    )
+    return dict(zip(_EVENT_COLUMNS, values, strict=True))
 
 
-def typed_rows(event: CloudEvent, data: EventData) -> list[tuple[str, Row]]:
+def typed_rows(event: EventEnvelope, data: EventData) -> list[tuple[str, Row]]:
     """(table, row) for every typed table the event's type maps to."""
     out: list[tuple[str, Row]] = []
-    for m in mappings_for(event.type):
+    for m in _MAPPINGS.get(event.type, ()):
         row = m.build(event, data)
         row.setdefault("event_id", event.id)
         out.append((m.table, row))
@@ -203,6 +272,11 @@ def typed_rows(event: CloudEvent, data: EventData) -> list[tuple[str, Row]]:
 def as_sequence(table: str, row: Mapping[str, Any]) -> list[Any]:
     """The row in `TABLES[table]` column order; a missing or extra column is a bug."""
     columns = TABLES[table].columns
+    if len(row) == len(columns):  # the usual case: then no column is missing, none extra
+        try:
+            return [row[c] for c in columns]
+        except KeyError:
+            pass
     extra = set(row) - set(columns)
     if extra:
         raise ValueError(f"{table}: unknown columns {sorted(extra)}")
@@ -213,7 +287,7 @@ def as_sequence(table: str, row: Mapping[str, Any]) -> list[Any]:
 
 
 @maps(identity.WorkspaceCreated.event_type, "workspace_changes")
-def _workspace_created(_: CloudEvent, d: identity.WorkspaceCreated) -> Row:
+def _workspace_created(_: EventEnvelope, d: identity.WorkspaceCreated) -> Row:
     return {
         "workspace_id": d.workspace_id,
         "change": "created",
@@ -227,7 +301,7 @@ def _workspace_created(_: CloudEvent, d: identity.WorkspaceCreated) -> Row:
 
 
 @maps(identity.WorkspacePlanChanged.event_type, "workspace_changes")
-def _workspace_plan(_: CloudEvent, d: identity.WorkspacePlanChanged) -> Row:
+def _workspace_plan(_: EventEnvelope, d: identity.WorkspacePlanChanged) -> Row:
     return {
         "workspace_id": d.workspace_id,
         "change": "plan_changed",
@@ -241,7 +315,7 @@ def _workspace_plan(_: CloudEvent, d: identity.WorkspacePlanChanged) -> Row:
 
 
 @maps(identity.WorkspaceSettingsChanged.event_type, "workspace_changes")
-def _workspace_settings(_: CloudEvent, d: identity.WorkspaceSettingsChanged) -> Row:
+def _workspace_settings(_: EventEnvelope, d: identity.WorkspaceSettingsChanged) -> Row:
     return {
         "workspace_id": d.workspace_id,
         "change": "settings_changed",
@@ -255,7 +329,7 @@ def _workspace_settings(_: CloudEvent, d: identity.WorkspaceSettingsChanged) -> 
 
 
 @maps(identity.WorkspaceDeleted.event_type, "workspace_changes")
-def _workspace_deleted(_: CloudEvent, d: identity.WorkspaceDeleted) -> Row:
+def _workspace_deleted(_: EventEnvelope, d: identity.WorkspaceDeleted) -> Row:
     return {
         "workspace_id": d.workspace_id,
         "change": "deleted",
@@ -289,12 +363,12 @@ def _post_snapshot(d: publishing.PostSnapshot, change: str, at: datetime) -> Row
 
 
 @maps(publishing.PostCreated.event_type, "post_changes")
-def _post_created(_: CloudEvent, d: publishing.PostCreated) -> Row:
+def _post_created(_: EventEnvelope, d: publishing.PostCreated) -> Row:
     return _post_snapshot(d, "created", d.created_at)
 
 
 @maps(publishing.PostUpdated.event_type, "post_changes")
-def _post_updated(_: CloudEvent, d: publishing.PostUpdated) -> Row:
+def _post_updated(_: EventEnvelope, d: publishing.PostUpdated) -> Row:
     return _post_snapshot(d, "updated", d.updated_at)
 
 
@@ -319,7 +393,7 @@ def _post_change(
 
 
 @maps(publishing.PostStatusChanged.event_type, "post_changes")
-def _post_status(_: CloudEvent, d: publishing.PostStatusChanged) -> Row:
+def _post_status(_: EventEnvelope, d: publishing.PostStatusChanged) -> Row:
     return _post_change(
         d.workspace_id,
         d.post_id,
@@ -331,7 +405,7 @@ def _post_status(_: CloudEvent, d: publishing.PostStatusChanged) -> Row:
 
 
 @maps(publishing.PostDeleted.event_type, "post_changes")
-def _post_deleted(_: CloudEvent, d: publishing.PostDeleted) -> Row:
+def _post_deleted(_: EventEnvelope, d: publishing.PostDeleted) -> Row:
     return _post_change(d.workspace_id, d.post_id, "deleted", d.deleted_at)
 
 
@@ -365,7 +439,7 @@ def _delivery(
 
 
 @maps(connector.DeliverySucceeded.event_type, "post_deliveries")
-def _delivery_succeeded(_: CloudEvent, d: connector.DeliverySucceeded) -> Row:
+def _delivery_succeeded(_: EventEnvelope, d: connector.DeliverySucceeded) -> Row:
     return _delivery(
         d,
         "succeeded",
@@ -377,7 +451,7 @@ def _delivery_succeeded(_: CloudEvent, d: connector.DeliverySucceeded) -> Row:
 
 
 @maps(connector.DeliveryFailed.event_type, "post_deliveries")
-def _delivery_failed(_: CloudEvent, d: connector.DeliveryFailed) -> Row:
+def _delivery_failed(_: EventEnvelope, d: connector.DeliveryFailed) -> Row:
     return _delivery(
         d,
         "failed",
@@ -389,12 +463,12 @@ def _delivery_failed(_: CloudEvent, d: connector.DeliveryFailed) -> Row:
 
 
 @maps(connector.DeliveryDeleted.event_type, "post_deliveries")
-def _delivery_deleted(_: CloudEvent, d: connector.DeliveryDeleted) -> Row:
+def _delivery_deleted(_: EventEnvelope, d: connector.DeliveryDeleted) -> Row:
     return _delivery(d, "deleted", d.deleted_at, platform_post_id=d.platform_post_id)
 
 
 @maps(connector.PostMetricsCollected.event_type, "post_metric_snapshots")
-def _post_metrics(_: CloudEvent, d: connector.PostMetricsCollected) -> Row:
+def _post_metrics(_: EventEnvelope, d: connector.PostMetricsCollected) -> Row:
     return {
         "workspace_id": d.workspace_id,
         "account_id": d.account_id,
@@ -415,7 +489,7 @@ def _post_metrics(_: CloudEvent, d: connector.PostMetricsCollected) -> Row:
 
 
 @maps(connector.AccountMetricsCollected.event_type, "account_metric_snapshots")
-def _account_metrics(_: CloudEvent, d: connector.AccountMetricsCollected) -> Row:
+def _account_metrics(_: EventEnvelope, d: connector.AccountMetricsCollected) -> Row:
     return {
         "workspace_id": d.workspace_id,
         "account_id": d.account_id,
@@ -449,7 +523,7 @@ def _account_change(
 
 
 @maps(connector.AccountConnected.event_type, "account_changes")
-def _account_connected(_: CloudEvent, d: connector.AccountConnected) -> Row:
+def _account_connected(_: EventEnvelope, d: connector.AccountConnected) -> Row:
     return _account_change(
         d,
         "connected",
@@ -462,12 +536,12 @@ def _account_connected(_: CloudEvent, d: connector.AccountConnected) -> Row:
 
 
 @maps(connector.AccountStatusChanged.event_type, "account_changes")
-def _account_status(_: CloudEvent, d: connector.AccountStatusChanged) -> Row:
+def _account_status(_: EventEnvelope, d: connector.AccountStatusChanged) -> Row:
     return _account_change(d, "status_changed", d.changed_at, _text(d.status))
 
 
 @maps(connector.AccountDisconnected.event_type, "account_changes")
-def _account_disconnected(_: CloudEvent, d: connector.AccountDisconnected) -> Row:
+def _account_disconnected(_: EventEnvelope, d: connector.AccountDisconnected) -> Row:
     return _account_change(d, "disconnected", d.disconnected_at, "disconnected")
 
 
@@ -475,7 +549,7 @@ def _account_disconnected(_: CloudEvent, d: connector.AccountDisconnected) -> Ro
 
 
 @maps(gateway.RequestAudited.event_type, "audit_log")
-def _audited(event: CloudEvent, d: gateway.RequestAudited) -> Row:
+def _audited(event: EventEnvelope, d: gateway.RequestAudited) -> Row:
     return {
         "workspace_id": _uuid(d.workspace_id or event.tenantid),
         "occurred_at": d.occurred_at,

@@ -14,19 +14,23 @@ PLATFORM = "({platform:String} = '' OR platform = {platform:String})"
 _METRICS = ("likes", "comments", "shares", "saves", "impressions", "reach", "clicks", "video_views")
 
 
-def _merged(alias_prefix: str = "") -> str:
-    return ",\n        ".join(f"argMaxMerge({m}) AS {alias_prefix}{m}" for m in _METRICS)
+def _final(alias_prefix: str = "") -> str:
+    return ",\n        ".join(f"finalizeAggregation({m}) AS {alias_prefix}{m}" for m in _METRICS)
+
+
+# Reading a daily rollup: its sorting key is exactly (workspace, target or account, day), so
+# `FINAL` (which merges the partial states of one key at read time, in key order) gives what a
+# GROUP BY over the key with the -Merge combinators gives, several times faster. Filters
+# only ever use key columns, so filtering before or after the merge is the same.
 
 
 # Per post target and day: the cumulative metrics (c_*) at the end of the day (days ≤ end).
 def _post_daily(filters: str = f"{ACCOUNTS} AND {PLATFORM}", until: str = "end") -> str:
     return f"""
-    SELECT account_id, platform, platform_post_id, day,
-        max(post_id) AS post_id,
-        {_merged("c_")}
-    FROM post_metrics_daily
-    WHERE workspace_id = {{ws:UUID}} AND day <= {{{until}:Date}} AND {filters}
-    GROUP BY account_id, platform, platform_post_id, day"""
+    SELECT account_id, platform, platform_post_id, day, post_id,
+        {_final("c_")}
+    FROM post_metrics_daily FINAL
+    WHERE workspace_id = {{ws:UUID}} AND day <= {{{until}:Date}} AND {filters}"""
 
 
 _POST_DAILY = _post_daily()
@@ -110,10 +114,9 @@ SELECT account_id, platform,
     argMaxIf(f, day, day <= {{cmp_end:Date}}) AS at_cmp_end,
     arraySort(groupArrayIf((day, f), day >= {{start:Date}} AND day <= {{end:Date}})) AS points
 FROM (
-    SELECT account_id, platform, day, argMaxMerge(followers) AS f
-    FROM account_metrics_daily
+    SELECT account_id, platform, day, finalizeAggregation(followers) AS f
+    FROM account_metrics_daily FINAL
     WHERE workspace_id = {{ws:UUID}} AND day <= {{last:Date}} AND {ACCOUNTS} AND {PLATFORM}
-    GROUP BY account_id, platform, day
 )
 GROUP BY account_id, platform"""
 
@@ -169,7 +172,7 @@ _POST_MATCH = """workspace_id = {ws:UUID} AND (post_id = {post:UUID}
 
 POST_METRIC_DAYS = f"""
 SELECT account_id, platform, platform_post_id, day, max(target_id) AS target_id,
-    {_merged()}
+    {", ".join(f"argMaxMerge({m}) AS {m}" for m in _METRICS)}
 FROM post_metrics_daily
 WHERE {_POST_MATCH}
 GROUP BY account_id, platform, platform_post_id, day

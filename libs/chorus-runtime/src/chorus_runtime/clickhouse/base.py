@@ -111,9 +111,15 @@ def utc_if_naive(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+_PLAIN_ROWS = frozenset({list, tuple})
+
+
 def rows_as_sequences(rows: Rows, column_names: Sequence[str]) -> list[Sequence[Any]]:
     """Rows as positional sequences in ``column_names`` order; mappings must hold every column."""
     width = len(column_names)
+    # The common batch (plain lists or tuples, all of the right width) is checked in bulk.
+    if rows and set(map(type, rows)) <= _PLAIN_ROWS and set(map(len, rows)) == {width}:
+        return list(rows)  # type: ignore[arg-type]
     out: list[Sequence[Any]] = []
     for index, row in enumerate(rows):
         if isinstance(row, Mapping):

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from chorus_runtime.clickhouse._codec import (
     RESULT_SETTINGS,
     decode_json_compact,
-    encode_json_each_row,
+    encode_json_columns,
     format_params,
     zone_for,
 )
@@ -168,15 +168,15 @@ class EmbeddedClickHouseClient(ClickHouseClient):
         return {row["name"]: row["type"] for row in rows}
 
     @staticmethod
-    def _insert_text(session: Any, head: str, payload: str) -> None:
+    def _insert_text(
+        session: Any, head: str, payload: str, fmt: str = "JSONCompactColumns"
+    ) -> None:
         send_insert = getattr(session, "send_insert", None)
         if send_insert is None:  # older chdb: data follows the FORMAT clause in one query
-            EmbeddedClickHouseClient._execute(
-                session, f"{head} FORMAT JSONCompactEachRow\n{payload}"
-            )
+            EmbeddedClickHouseClient._execute(session, f"{head} FORMAT {fmt}\n{payload}")
             return
         try:
-            inserter = send_insert(head, "JSONCompactEachRow")
+            inserter = send_insert(head, fmt)
         except Exception as exc:
             raise error_from_message(str(exc)) from exc
         try:
@@ -241,7 +241,8 @@ class EmbeddedClickHouseClient(ClickHouseClient):
         head = f"INSERT INTO {quote_table(table)} ({column_list}) SETTINGS {settings}"
 
         def work(session: Any) -> None:
-            payload = encode_json_each_row(
+            # Column-oriented text: one JSON encode per batch, not per row (see _codec).
+            payload = encode_json_columns(
                 data, columns, self._column_types(session, table), self._zone
             )
             self._insert_text(session, head, payload)
