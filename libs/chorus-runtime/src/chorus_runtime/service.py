@@ -191,7 +191,12 @@ class ServiceRuntime:
             app.add_middleware(cls, **options)  # type: ignore[arg-type]
         app.add_middleware(RequestContextMiddleware, service=self.name)
         FastAPIInstrumentor.instrument_app(
-            app, tracer_provider=self.tracer_provider, excluded_urls="healthz,readyz,metrics"
+            app,
+            tracer_provider=self.tracer_provider,
+            excluded_urls="healthz,readyz,metrics",
+            # One server span per request; the per-message "http send/receive" child spans
+            # add cost on every request and nothing a trace reader needs.
+            exclude_spans=["receive", "send"],
         )
         return app
 
