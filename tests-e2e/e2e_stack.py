@@ -20,6 +20,11 @@ def stack_cmd(state: Path, *args: str) -> list[str]:
         "100",
         "--topic-prefix",
         "e2e.",
+        # Databases of their own, emptied at each start: nothing of a developer's stack (or
+        # of an earlier run) leaks into the journeys, and they touch nothing of yours.
+        "--database-suffix",
+        "_e2e",
+        *(["--fresh-databases"] if args[0] == "up" else []),
     ]
 
 

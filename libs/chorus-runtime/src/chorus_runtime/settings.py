@@ -7,6 +7,7 @@ configure a whole stack. Secrets have no usable default outside the embedded mod
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -52,6 +53,9 @@ class ServiceSettings(BaseSettings):
         default="", description="owner DSN used by migrations; defaults to database_url"
     )
     database_pool_size: int = 10
+    # Embedded mode only: appended to the default database names (`chorus_<service><suffix>`),
+    # so a test stack never shares a developer's databases.
+    database_name_suffix: str = Field(default="", pattern=r"^[a-z0-9_]*$", max_length=20)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
@@ -91,7 +95,10 @@ class ServiceSettings(BaseSettings):
             for name, default in cls.embedded_secret_defaults.items():
                 values.setdefault(name, default)
             if cls.needs_database() and not values.get("database_url"):
-                db = f"chorus_{cls.service_name}"
+                suffix = str(values.get("database_name_suffix") or "")
+                if not re.fullmatch(r"[a-z0-9_]{0,20}", suffix):
+                    raise ValueError("database_name_suffix: lowercase letters, digits and _ only")
+                db = f"chorus_{cls.service_name}{suffix}"
                 values["database_url"] = f"postgresql+asyncpg://{db}_app@127.0.0.1:5432/{db}"
                 values.setdefault(
                     "migrations_database_url", f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"

@@ -7,7 +7,8 @@ cannot be published in the past, so it is replayed onto the topics as the connec
 publishing would have emitted it (deliveries, metric snapshots, follower counts): the
 analytics dashboards show real charts at once, from the same pipeline as live data.
 
-Idempotent: each part (owner, accounts, posts, history) is added only when missing.
+Idempotent: the owner, posts and history are added only when missing; the three accounts
+are reconnected on every run (same sandbox users, so the same accounts with fresh tokens).
 Exit codes: 0 seeded (or already there), 1 failed (the message says where), 2 bad usage.
 """
 
@@ -126,8 +127,11 @@ async def connect(gw: httpx.AsyncClient, demo: Demo, platform: str) -> dict[str,
         200,
     )
     # The sandbox's consent page answers with a redirect straight back, carrying the code.
+    # A fixed sandbox user per platform: reconnecting (after the in-memory sandbox restarted
+    # and the old tokens died) renews the same account instead of adding another.
     async with httpx.AsyncClient(timeout=10) as browser:
-        consent = await browser.get(start["authorizeUrl"])
+        url = httpx.URL(start["authorizeUrl"])
+        consent = await browser.get(url.copy_add_param("sandbox_account", f"demo-{platform}"))
     if consent.status_code not in (302, 303):
         raise DemoError(f"{platform} consent page: HTTP {consent.status_code}")
     query = parse_qs(urlparse(consent.headers["location"]).query)
@@ -368,10 +372,11 @@ async def seed(args: argparse.Namespace) -> int:
         demo = await sign_in(gw)
         listed = await _check(await gw.get("/api/v1/accounts", headers=demo.auth), "accounts", 200)
         demo.accounts = {a["platform"]: a for a in listed["accounts"]}
+        # Always (re)connected: the sandbox keeps its tokens in memory, so after a restart
+        # the stored ones are dead; reconnecting the same sandbox user renews the same account.
         for platform in DEMO_PLATFORMS:
-            if platform not in demo.accounts:
-                say(f"connecting the sandbox {platform} account")
-                demo.accounts[platform] = await connect(gw, demo, platform)
+            say(f"connecting the sandbox {platform} account")
+            demo.accounts[platform] = await connect(gw, demo, platform)
         posts = await _check(await gw.get("/api/v1/posts", headers=demo.auth), "posts", 200)
         if not posts["posts"]:
             say("publishing two posts now, scheduling one for tomorrow, keeping one draft")

@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -80,9 +81,13 @@ class Stack:
         port_offset: int = 0,
         topic_prefix: str = "",
         demo: bool = True,
+        database_suffix: str = "",
+        fresh_databases: bool = False,
     ) -> None:
         self.state = state_dir
         self.demo = demo
+        self.database_suffix = database_suffix
+        self.fresh_databases = fresh_databases
         self.logs = state_dir / "logs"
         self.pidfile = state_dir / "stack.json"
         self.endpoints = state_dir / "endpoints.env"
@@ -123,6 +128,8 @@ class Stack:
                 env["CHORUS_CONNECTOR_SANDBOX_URL"] = urls["sandbox"]
                 if "connector" in urls:
                     env["CHORUS_SANDBOX_WEBHOOK_URL"] = f"{urls['connector']}/webhooks"
+            if self.fresh_databases:
+                self._drop_databases([s for s in services if s.database])
             for spec in services:
                 if spec.database:
                     self._migrate(spec, env)
@@ -194,6 +201,7 @@ class Stack:
                 "CHORUS_MODE": "embedded",
                 "CHORUS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "CHORUS_TOPIC_PREFIX": self.topic_prefix,
+                "CHORUS_DATABASE_NAME_SUFFIX": self.database_suffix,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -293,6 +301,22 @@ class Stack:
             time.sleep(0.3)
         raise TimeoutError(f"{name} not ready after {timeout:.0f}s: {last}")
 
+    def _drop_databases(self, services: list[ServiceSpec]) -> None:
+        """Start from empty databases (tests): only ever the suffixed ones, never a
+        developer's `chorus_<service>`."""
+        import asyncio
+
+        from chorus_runtime.db.provision import drop_database
+
+        assert self.database_suffix, "fresh databases need a database suffix"
+        admin = os.environ.get(
+            "CHORUS_TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        )
+        for spec in services:
+            name = f"chorus_{spec.name}{self.database_suffix}"
+            asyncio.run(drop_database(admin, name))
+            say(f"{spec.name}: {name} emptied (--fresh-databases)")
+
     def _seed_demo(self, bootstrap: str, gateway_url: str) -> None:
         """The demo workspace (dev only; lives in the sandbox package). A failure is reported
         but does not stop a stack that is otherwise up."""
@@ -364,12 +388,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("CHORUS_DEMO", "1") == "0",
         help="do not seed the demo workspace (also CHORUS_DEMO=0)",
     )
+    parser.add_argument(
+        "--database-suffix",
+        default=os.environ.get("CHORUS_DATABASE_NAME_SUFFIX", ""),
+        help="use databases chorus_<service><suffix> (tests keep apart from yours)",
+    )
+    parser.add_argument(
+        "--fresh-databases",
+        action="store_true",
+        help="drop the suffixed databases first (needs --database-suffix)",
+    )
     args = parser.parse_args(argv)
+    if args.fresh_databases and not args.database_suffix:
+        parser.error("--fresh-databases needs --database-suffix: it never drops your databases")
+    if not re.fullmatch(r"[a-z0-9_]{0,20}", args.database_suffix):
+        parser.error("--database-suffix: lowercase letters, digits and _ only")
     stack = Stack(
         args.state_dir,
         port_offset=args.port_offset,
         topic_prefix=args.topic_prefix,
         demo=not args.no_demo,
+        database_suffix=args.database_suffix,
+        fresh_databases=args.fresh_databases,
     )
     if args.command == "up":
         return stack.up(detach=args.detach, ready_timeout=args.ready_timeout)
