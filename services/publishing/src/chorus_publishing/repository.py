@@ -298,7 +298,7 @@ class PostRepository(TenantRepository):
         if campaign:
             conds.append(posts.c.campaign == campaign)
         if tag:
-            conds.append(posts.c.tags.any(tag))
+            conds.append(posts.c.tags.contains([tag]))  # tags @> ARRAY[tag]
         if start:
             conds.append(posts.c.scheduled_at >= start)
         if end:
