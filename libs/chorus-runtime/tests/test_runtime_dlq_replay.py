@@ -30,6 +30,9 @@ def test_replay_headers_strip_the_dlq_ones_and_count() -> None:
     )
     assert previous == 2
     assert headers == [("ce_id", b"1"), ("traceparent", b"t"), (REPLAYS_HEADER, b"3")]
+    # A count that is not a number is taken as "replayed too often": left and reported.
+    _, garbled = replay_headers([(REPLAYS_HEADER, b"x1")])
+    assert garbled >= 1_000
 
 
 @pytest.mark.integration

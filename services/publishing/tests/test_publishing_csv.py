@@ -300,3 +300,31 @@ def test_the_reader_refuses_bad_headers_and_too_many_rows() -> None:
         csv_io.read(HEADER + "a,x,1,,,\n" * 3, max_rows=2)
     rows = csv_io.read(HEADER + "\n\na,x,1,,,\n", max_rows=1)
     assert [n for n, _ in rows] == [3]
+
+
+@pytest.mark.component
+async def test_nul_characters_are_a_row_error_and_a_422_never_a_500(
+    publishing: Publishing,
+) -> None:
+    """Postgres text cannot hold U+0000: the row that has one fails alone, the others are
+    created, and the same in a JSON body or a list/export filter is a 422."""
+    workspace = str(uuid.uuid4())
+    x = await publishing.connect(workspace, "x")
+    text = HEADER + f"fine,x,{x},,,\n" + f"bad\x00byte,x,{x},,,\n" + f"also fine,x,{x},,,\n"
+    resp = await send_csv(publishing, workspace, text)
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert [r["status"] for r in out["rows"]] == ["created", "error", "created"]
+    assert "NUL" in str(out["rows"][1]["errors"])
+
+    body = await publishing.body(workspace, "x")
+    body["content"]["text"] = "nul\x00inside"
+    direct = await publishing.client.post(
+        "/api/v1/posts", json=body, headers=publishing.headers(workspace, "owner")
+    )
+    assert direct.status_code == 422, direct.text
+    for path in ("/api/v1/posts", "/api/v1/posts/export"):
+        listed = await publishing.client.get(
+            path, params={"tag": "a\x00b"}, headers=publishing.headers(workspace, "owner")
+        )
+        assert listed.status_code == 422, (path, listed.text)

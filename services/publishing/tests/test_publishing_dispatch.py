@@ -28,6 +28,7 @@ from chorus_contracts.events.publishing import (
 from chorus_publishing import domain
 from chorus_publishing.dispatcher import Dispatcher, Step, decide
 from chorus_runtime.db.database import Database, to_asyncpg_dsn
+from chorus_runtime.errors import Conflict
 
 pytestmark = pytest.mark.component
 
@@ -400,38 +401,49 @@ async def schedule_post_at_past(p: Publishing, workspace: str, at: datetime) -> 
 
 
 @pytest.mark.unit
-def test_a_claimed_post_the_rules_refuse_is_left_out_and_logged(
+def test_a_claimed_post_that_cannot_be_sent_fails_loudly_without_holding_up_the_batch(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = datetime.now(UTC)
     workspace = str(uuid.uuid4())
 
-    def post(status: PostStatus) -> domain.Post:
+    def post(status: PostStatus, text: str = "hi") -> domain.Post:
         return domain.Post(
             id=str(uuid.uuid4()),
             workspace_id=workspace,
             author_id=None,
             status=status,
-            content=domain.Content(text="hi"),
+            content=domain.Content(text=text),
             targets=(domain.Target(str(uuid.uuid4()), Platform.X, str(uuid.uuid4())),),
             scheduled_at=now,
         )
 
-    good, refused, also_good = (
+    good, broken, finished, also_good = (
         post(PostStatus.SCHEDULED),
+        post(PostStatus.SCHEDULED, text="boom"),
         post(PostStatus.CANCELLED),
         post(PostStatus.SCHEDULED),
     )
 
     def step(p: domain.Post) -> Step:
+        if p.content.text == "boom":
+            raise Conflict("the post's media are gone")
         after, commands = domain.dispatch(p, now=now, deadline=timedelta(minutes=15))
         return Step(p, after, commands, history="dispatched")
 
     with caplog.at_level(logging.ERROR, logger="chorus.publishing.dispatcher"):
-        steps = decide([good, refused, also_good], step, now=now)
-    assert [s.before.id for s in steps] == [good.id, also_good.id]
-    assert [r.fields["postId"] for r in caplog.records] == [refused.id]  # type: ignore[attr-defined]
-    for s in steps:
+        steps = decide([good, broken, finished, also_good], step, now=now)
+    assert [s.before.id for s in steps] == [good.id, broken.id, also_good.id]
+    logged = [r.fields["postId"] for r in caplog.records]  # type: ignore[attr-defined]
+    assert logged == [broken.id, finished.id]
+    for s in (steps[0], steps[2]):
         kinds = [type(e.data).__name__ for e in s.emissions]
         assert kinds == ["PostStatusChanged", "TargetStatusChanged", "PublishRequested"]
         assert {e.tenant_id for e in s.emissions} == {workspace}
+    failed = steps[1]
+    assert failed.after.status is PostStatus.FAILED and failed.history == "failed"
+    assert failed.after.status_reason == "not dispatchable: the post's media are gone"
+    assert [t.last_error_code for t in failed.after.targets] == ["not_dispatchable"]
+    assert not failed.commands
+    kinds = [type(e.data).__name__ for e in failed.emissions]
+    assert kinds == ["PostStatusChanged", "TargetStatusChanged"]

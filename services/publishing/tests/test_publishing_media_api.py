@@ -101,6 +101,8 @@ async def test_mp4_and_quicktime_uploads_record_duration_and_frame_size(media: P
         (jpeg(4, 4), "video/mp4", "type_mismatch"),
         (b"", "image/png", "empty"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "image/png", "unreadable"),  # no IHDR
+        # A forged header: 4294967295 px wide (would overflow the integer column).
+        (png(1, 1)[:16] + b"\xff\xff\xff\xff" + png(1, 1)[20:], "image/png", "unreadable"),
         (b"\x00\x00\x00\x10ftypisom\x00\x00\x02\x00" + b"\x00" * 20, "video/mp4", "unreadable"),
     ],
 )

@@ -284,7 +284,13 @@ async def test_dispatched_commands_carry_media_refs_with_a_fetchable_signed_url(
 
     tampered = ("0" if query["sig"][0] != "0" else "1") + query["sig"][1:]
     other_id = f"/media-files/{carousel[0]['mediaId']}?{url.query}"  # sig of another asset
-    for bad in (variant(sig=tampered), variant(expires=str(int(query["expires"]) + 1)), other_id):
+    malformed = (variant(sig="é" * 64), variant(expires="²"), variant(expires="-1"))
+    for bad in (
+        variant(sig=tampered),
+        variant(expires=str(int(query["expires"]) + 1)),
+        other_id,
+        *malformed,
+    ):
         resp = await media.client.get(bad)
         assert resp.status_code == 403, (bad, resp.text)
         assert resp.json()["error"]["code"] == "FORBIDDEN"

@@ -310,3 +310,25 @@ async def test_one_workspaces_workflow_is_invisible_to_another(publishing: Publi
     stranger = await approve(publishing, theirs, post["id"], "manager", str(uuid.uuid4()))
     assert stranger.status_code == 404, stranger.text
     assert await publishing.scalar("SELECT count(*) FROM post_approvals") == 0
+
+
+async def test_a_workflow_losing_steps_mid_round_still_completes(publishing: Publishing) -> None:
+    """Approvals that already cover every remaining step: the next approver finishes the
+    post (no second approval row for a step, no error)."""
+    workspace = str(uuid.uuid4())
+    assert (await put_workflow(publishing, workspace, TWO_STEPS)).status_code == 200
+    at = datetime.now(UTC) + timedelta(minutes=10)
+    post = await editor_schedules(publishing, workspace, at)
+    legal = await approve(publishing, workspace, post["id"], "manager", str(uuid.uuid4()))
+    assert legal.status_code == 200, legal.text
+
+    one_step = {
+        "requiredFor": ["editor"],
+        "steps": [{"name": "Legal", "approverRoles": ["manager"]}],
+    }
+    assert (await put_workflow(publishing, workspace, one_step)).status_code == 200
+    done = await approve(publishing, workspace, post["id"], "manager", str(uuid.uuid4()))
+    assert done.status_code == 200, done.text
+    assert done.json()["post"]["status"] == "scheduled"
+    assert await publishing.scalar("SELECT count(*) FROM post_approvals") == 1
+    assert await publishing.tick(now=at) == 1

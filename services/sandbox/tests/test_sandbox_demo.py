@@ -57,6 +57,13 @@ def test_same_seed_same_numbers_and_every_event_builds() -> None:
     assert numbers == [
         (t, getattr(e, "impressions", None), getattr(e, "followers", None)) for t, _, e in b
     ]
+    assert [getattr(e, "post_id", None) for _, _, e in a] == [
+        getattr(e, "post_id", None) for _, _, e in b
+    ], "the same posts: a repeated replay adds no new ones"
+    later = history_events(demo(), days=3, now=NOW.replace(hour=23), seed=1)
+    assert {getattr(e, "post_id", None) for _, _, e in later} == {
+        getattr(e, "post_id", None) for _, _, e in a
+    }, "ids do not depend on the time of the run"
     topics = {t for t, _, _ in a}
     assert topics == {"publishing.posts", "connector.deliveries", "connector.metrics"}
     for _, _, data in a:

@@ -27,13 +27,17 @@ class ReplayReport:
     skipped_offsets: list[tuple[int, int]] = field(default_factory=list)
 
 
+UNREADABLE_COUNT = 1_000_000  # a `dlq_replays` that is not a number: never replayed again
+
+
 def replay_headers(headers: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], int]:
     """Original headers without the DLQ's own, plus the incremented replay count."""
     previous = 0
     kept: list[tuple[str, bytes]] = []
     for name, value in headers:
         if name == REPLAYS_HEADER:
-            previous = int(value or b"0")
+            raw = value or b"0"
+            previous = int(raw) if raw.isdigit() else UNREADABLE_COUNT
         elif not name.startswith("dlq_"):
             kept.append((name, value))
     return [*kept, (REPLAYS_HEADER, str(previous + 1).encode())], previous
@@ -49,6 +53,8 @@ async def replay_dlq(
     progress_every: int = 500,
 ) -> ReplayReport:
     """Replay `topic + ".dlq"` into `topic` (physical names) up to its current end."""
+    if progress_every < 1:
+        raise ValueError("progress_every must be at least 1")
     dlq = f"{topic}.dlq"
     report = ReplayReport()
     consumer = AIOKafkaConsumer(

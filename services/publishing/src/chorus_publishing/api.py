@@ -142,7 +142,7 @@ async def list_posts(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PostPage:
-    check_range(start_date, end_date)
+    check_range(start_date, end_date, ("campaign", campaign), ("tag", tag), ("platform", platform))
     async with _posts(request, principal) as repo:
         try:
             page = await repo.page(
@@ -160,8 +160,14 @@ async def list_posts(
     return PostPage(posts=[PostOut.of(p) for p in page.items], next_cursor=page.next_cursor)
 
 
-def check_range(start_date: datetime | None, end_date: datetime | None) -> None:
-    """The list's (and the export's) date filters: aware, and in order."""
+def check_range(
+    start_date: datetime | None, end_date: datetime | None, *texts: tuple[str, str | None]
+) -> None:
+    """The list's (and the export's) filters: dates aware and in order, text filters free of
+    NUL (which Postgres cannot compare against)."""
+    for name, value in texts:
+        if value is not None and "\x00" in value:
+            raise sched._invalid(name, "must not contain NUL characters", "invalid_text")
     for name, value in (("startDate", start_date), ("endDate", end_date)):
         if value is not None and value.tzinfo is None:
             raise sched._invalid(name, "must include an offset", "naive_datetime")
@@ -413,7 +419,10 @@ async def approve_post(
             role=principal.role,
             permissions=principal.permissions,
         )
-        await store.add_approval(before.id, done.step, done.step_name, principal.subject, comment)
+        if done.new_step:
+            await store.add_approval(
+                before.id, done.step, done.step_name, principal.subject, comment
+            )
         # Approved after its time: the scheduler finds it due at once and sends it now.
         await repo.save(done.post)
         await repo.record(

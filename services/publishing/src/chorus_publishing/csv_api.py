@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -10,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, ValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import UploadFile
 
 from chorus_contracts.events.publishing import PostStatus
@@ -20,6 +22,7 @@ from chorus_publishing.schemas import ApiModel, PostIn
 from chorus_runtime.errors import ChorusError, PayloadTooLarge, ValidationFailed
 from chorus_runtime.service import ServiceRuntime
 
+log = logging.getLogger("chorus.publishing.csv")
 router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
 
 EXPORT_PAGE = 200
@@ -159,6 +162,13 @@ async def import_posts(
         except ChorusError as exc:
             results.append(RowResult(row=n, status="error", errors=_chorus_errors(exc)))
             continue
+        except DBAPIError:
+            # Whatever the database refuses for one row is that row's error: the rows before
+            # it are committed, so the answer must still say which ones were created.
+            log.exception("import row %s could not be stored", n)
+            failure = {"code": "INTERNAL_ERROR", "message": "the row could not be stored"}
+            results.append(RowResult(row=n, status="error", errors=[failure]))
+            continue
         if dry_run:
             results.append(RowResult(row=n, status="valid"))
         else:
@@ -188,7 +198,7 @@ async def export_posts(
     campaign: str | None = None,
     tag: str | None = None,
 ) -> StreamingResponse:
-    check_range(start_date, end_date)
+    check_range(start_date, end_date, ("campaign", campaign), ("tag", tag), ("platform", platform))
     filters: dict[str, Any] = {
         "status": status.value if status else None,
         "platform": platform,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chorus_contracts.events.connector import MediaRef, PublishRequested
-from chorus_contracts.events.publishing import TargetStatus
+from chorus_contracts.events.publishing import PostStatus, TargetStatus
 from chorus_publishing import domain, events
 from chorus_publishing.batch_writes import HistoryEntry, record_many, save_states
 from chorus_publishing.post_media import MediaLinks
@@ -183,11 +183,16 @@ class Dispatcher:
         return Pass(len(posts), len(steps))
 
 
+# A post the scheduler cannot send is failed only from these; a finished one is left alone.
+_FAILABLE = frozenset({PostStatus.SCHEDULED, PostStatus.PUBLISHING})
+
+
 def decide(
     posts: Sequence[domain.Post], step: Callable[[domain.Post], Step], *, now: datetime
 ) -> list[Step]:
-    """Each claimed post's step and events; a post the rules refuse is left as it is (and
-    logged) so it cannot hold up the rest of its batch."""
+    """Each claimed post's step and events. A post the rules refuse fails with the reason
+    (it would otherwise be claimed again on every tick, and enough of them would starve the
+    queue), and never holds up the rest of its batch."""
     steps: list[Step] = []
     for post in posts:
         try:
@@ -195,11 +200,17 @@ def decide(
             emissions = events.change_emissions(s.before, s.after, actor=None, now=now)
             emissions += [events.command_emission(s.after, c) for c in s.commands]
             steps.append(replace(s, emissions=emissions))
-        except Exception:
+        except Exception as exc:
             log.exception(
-                "claimed post not dispatched",
+                "claimed post not dispatched: failing it",
                 extra={"fields": {"postId": post.id, "status": post.status.value}},
             )
+            if post.status not in _FAILABLE:
+                continue  # already finished: nothing to fail, nothing to send
+            reason = f"not dispatchable: {getattr(exc, 'message', None) or type(exc).__name__}"
+            failed = domain.refuse(post, reason=reason[:500])
+            emissions = events.change_emissions(post, failed, actor=None, now=now)
+            steps.append(Step(post, failed, history="failed", emissions=emissions))
     return steps
 
 

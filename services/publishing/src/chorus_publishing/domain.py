@@ -340,6 +340,25 @@ def finish(post: Post, *, now: datetime) -> Post:
     return replace(post, status=outcome, status_reason=reason)
 
 
+def refuse(post: Post, *, reason: str) -> Post:
+    """A claimed post that cannot be sent at all (its data breaks a rule the scheduler
+    checks): it fails loudly with the reason instead of being claimed again forever."""
+    targets = tuple(
+        t
+        if t.status in lifecycle.TERMINAL_TARGET
+        else replace(
+            t,
+            status=TargetStatus.FAILED,
+            next_attempt_at=None,
+            deadline_at=None,
+            last_error=reason,
+            last_error_code="not_dispatchable",
+        )
+        for t in post.targets
+    )
+    return replace(post, status=PostStatus.FAILED, status_reason=reason, targets=targets)
+
+
 def dataclasses_replace(post: Post, **changes: Any) -> Post:
     return replace(post, **changes)
 

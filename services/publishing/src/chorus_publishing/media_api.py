@@ -271,7 +271,7 @@ async def media_file(
     # The signature is checked before anything is looked up: no existence oracle.
     if (
         not expires
-        or not expires.isdigit()
+        or not (expires.isascii() and expires.isdigit())  # "²".isdigit() is True
         or not sig
         or not verify_file_signature(store.secret, str(media_id), int(expires), sig)
     ):

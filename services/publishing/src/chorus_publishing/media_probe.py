@@ -104,9 +104,16 @@ def image_size(f: BinaryIO, mime_type: str) -> tuple[int, int]:
     raise ProbeError(f"not an image type: {mime_type}")
 
 
+# No platform takes images anywhere near this; a header claiming more is forged or broken
+# (and would not fit the database's integer columns).
+MAX_IMAGE_SIDE = 100_000
+
+
 def _positive(width: int, height: int) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise ProbeError("image dimensions must be positive")
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        raise ProbeError(f"image dimensions {width}x{height} are not plausible")
     return width, height
 
 

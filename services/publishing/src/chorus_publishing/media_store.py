@@ -59,7 +59,9 @@ def verify_file_signature(
     """True when `sig` signs (asset_id, expires_at) and the time has not passed."""
     if expires_at < (time.time() if now is None else now):
         return False
-    return hmac.compare_digest(file_signature(secret, asset_id, expires_at), sig.lower())
+    # Bytes, not str: compare_digest refuses non-ASCII strings with a TypeError.
+    expected = file_signature(secret, asset_id, expires_at).encode()
+    return hmac.compare_digest(expected, sig.lower().encode("utf-8", "replace"))
 
 
 class LocalMediaStore:

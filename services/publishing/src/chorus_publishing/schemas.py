@@ -14,8 +14,26 @@ from chorus_contracts.events.publishing import PostStatus, TargetStatus
 from chorus_publishing.domain import Content, Post, Target
 
 
+def _no_nul(value: Any) -> Any:
+    # Postgres text cannot hold U+0000: refuse it here (422) rather than fail at the insert.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL (U+0000) characters")
+    if isinstance(value, dict):
+        for item in value.values():
+            _no_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        return _no_nul(data)
 
 
 class ContentIn(ApiModel):

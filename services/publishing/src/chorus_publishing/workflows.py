@@ -111,6 +111,9 @@ class StepApproved:
     step: int
     step_name: str
     final: bool
+    # False when the step already holds an approval (the workflow lost steps since): the
+    # post completes without a second approval row for that step.
+    new_step: bool = True
 
 
 def approve(
@@ -124,8 +127,10 @@ def approve(
 ) -> StepApproved:
     _waiting(post)
     step = current_step(workflow, approvals)
-    if step >= len(workflow.steps):
-        # Only reachable when the workflow lost steps meanwhile: finishing is the fair outcome.
+    covered = step >= len(workflow.steps)
+    if covered:
+        # Only reachable when the workflow lost steps meanwhile: its approvals already cover
+        # every step that is left, so this approval finishes the post.
         step = len(workflow.steps) - 1
     mine = next((a for a in approvals if a.approver_id == approver_id), None)
     if mine is not None:
@@ -142,7 +147,7 @@ def approve(
     if final:
         status = PostStatus.SCHEDULED if post.scheduled_at is not None else PostStatus.DRAFT
         after = replace(post, status=status)
-    return StepApproved(after, step, workflow.steps[step].name, final)
+    return StepApproved(after, step, workflow.steps[step].name, final, new_step=not covered)
 
 
 def reject(
