@@ -66,8 +66,9 @@ class GatewayPipeline:
         started = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         ip = self._client_ip(scope, headers)
+        body_limit = self.gw.proxy.body_limit(method, path)
         try:
-            _check_length(headers, self.gw.proxy.body_limit(method, path))
+            _check_length(headers, body_limit)
             if not UNMETERED.match(path):
                 _check_single_credentials(scope["headers"])
             caller, extra = await self._admit(method, path, headers, ip)
@@ -92,7 +93,7 @@ class GatewayPipeline:
                 status["code"] = message["status"]
             await _with_headers(send, extra)(message)
 
-        limited = _limit_body(receive, self.gw.proxy.body_limit(method, path))
+        limited = _limit_body(receive, body_limit)
         service = resolve(path)
         if service is not None:
             # Proxied paths never match a gateway route: forward straight from here instead

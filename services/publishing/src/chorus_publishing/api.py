@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from chorus_contracts.events.publishing import PostStatus
 from chorus_publishing import domain, events, post_media, workflows
@@ -124,6 +124,37 @@ async def create_in(
     return stored
 
 
+def post_filters(
+    status: PostStatus | None = None,
+    platform: str | None = None,
+    start_date: Annotated[datetime | None, Query(alias="startDate")] = None,
+    end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
+    campaign: str | None = None,
+    tag: str | None = None,
+) -> dict[str, Any]:
+    """The calendar's filters (the list and the export): dates aware and in order, text
+    filters free of NUL (which Postgres cannot compare against); the repository's kwargs."""
+    for name, value in (("campaign", campaign), ("tag", tag), ("platform", platform)):
+        if value is not None and "\x00" in value:
+            raise sched._invalid(name, "must not contain NUL characters", "invalid_text")
+    for name, value in (("startDate", start_date), ("endDate", end_date)):
+        if value is not None and value.tzinfo is None:
+            raise sched._invalid(name, "must include an offset", "naive_datetime")
+    if start_date and end_date and end_date <= start_date:
+        raise sched._invalid("endDate", "must be after startDate", "invalid_range")
+    return {
+        "status": status.value if status else None,
+        "platform": platform,
+        "start": start_date,
+        "end": end_date,
+        "campaign": campaign,
+        "tag": tag,
+    }
+
+
+PostFilters = Annotated[dict[str, Any], Depends(post_filters)]
+
+
 @router.get(
     "",
     response_model=PostPage,
@@ -133,46 +164,16 @@ async def create_in(
 async def list_posts(
     request: Request,
     principal: Reader,
-    status: PostStatus | None = None,
-    platform: str | None = None,
-    start_date: Annotated[datetime | None, Query(alias="startDate")] = None,
-    end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
-    campaign: str | None = None,
-    tag: str | None = None,
+    filters: PostFilters,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PostPage:
-    check_range(start_date, end_date, ("campaign", campaign), ("tag", tag), ("platform", platform))
     async with _posts(request, principal) as repo:
         try:
-            page = await repo.page(
-                status=status.value if status else None,
-                platform=platform,
-                start=start_date,
-                end=end_date,
-                campaign=campaign,
-                tag=tag,
-                cursor=cursor,
-                limit=limit,
-            )
+            page = await repo.page(**filters, cursor=cursor, limit=limit)
         except (ValueError, TypeError):
             raise sched._invalid("cursor", "malformed cursor", "invalid_cursor") from None
     return PostPage(posts=[PostOut.of(p) for p in page.items], next_cursor=page.next_cursor)
-
-
-def check_range(
-    start_date: datetime | None, end_date: datetime | None, *texts: tuple[str, str | None]
-) -> None:
-    """The list's (and the export's) filters: dates aware and in order, text filters free of
-    NUL (which Postgres cannot compare against)."""
-    for name, value in texts:
-        if value is not None and "\x00" in value:
-            raise sched._invalid(name, "must not contain NUL characters", "invalid_text")
-    for name, value in (("startDate", start_date), ("endDate", end_date)):
-        if value is not None and value.tzinfo is None:
-            raise sched._invalid(name, "must include an offset", "naive_datetime")
-    if start_date and end_date and end_date <= start_date:
-        raise sched._invalid("endDate", "must be after startDate", "invalid_range")
 
 
 @router.get("/{post_id}", response_model=PostEnvelope, response_model_by_alias=True)

@@ -14,9 +14,8 @@ from pydantic import Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import UploadFile
 
-from chorus_contracts.events.publishing import PostStatus
 from chorus_publishing import csv_io
-from chorus_publishing.api import _posts, check_range, create_in
+from chorus_publishing.api import PostFilters, _posts, create_in
 from chorus_publishing.permissions import Creator, Reader
 from chorus_publishing.schemas import ApiModel, PostIn
 from chorus_runtime.errors import ChorusError, PayloadTooLarge, ValidationFailed
@@ -190,24 +189,9 @@ async def import_posts(
 async def export_posts(
     request: Request,
     principal: Reader,
+    filters: PostFilters,
     fmt: Annotated[Literal["csv"], Query(alias="format")] = "csv",
-    status: PostStatus | None = None,
-    platform: str | None = None,
-    start_date: Annotated[datetime | None, Query(alias="startDate")] = None,
-    end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
-    campaign: str | None = None,
-    tag: str | None = None,
 ) -> StreamingResponse:
-    check_range(start_date, end_date, ("campaign", campaign), ("tag", tag), ("platform", platform))
-    filters: dict[str, Any] = {
-        "status": status.value if status else None,
-        "platform": platform,
-        "start": start_date,
-        "end": end_date,
-        "campaign": campaign,
-        "tag": tag,
-    }
-
     async def body() -> AsyncIterator[str]:
         yield csv_io.header()
         cursor: str | None = None

@@ -14,17 +14,14 @@ from chorus_contracts.events.publishing import PostStatus, TargetStatus
 from chorus_publishing.domain import Content, Post, Target
 
 
-def _no_nul(value: Any) -> Any:
-    # Postgres text cannot hold U+0000: refuse it here (422) rather than fail at the insert.
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("text must not contain NUL (U+0000) characters")
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, str) and "\x00" in v for v in value)
     if isinstance(value, dict):
-        for item in value.values():
-            _no_nul(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _no_nul(item)
-    return value
+        return any(isinstance(v, str) and "\x00" in v for v in value.values())
+    return False
 
 
 class ApiModel(BaseModel):
@@ -33,7 +30,11 @@ class ApiModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _refuse_nul(cls, data: Any) -> Any:
-        return _no_nul(data)
+        # Postgres text cannot hold U+0000: refuse it here (422) rather than fail at the
+        # insert. One level is enough: nested models run this check on their own fields.
+        if isinstance(data, dict) and any(_has_nul(v) for v in data.values()):
+            raise ValueError("text must not contain NUL (U+0000) characters")
+        return data
 
 
 class ContentIn(ApiModel):
