@@ -274,30 +274,23 @@ class AnalyticsRepository:
     async def export_events(
         self, ws: uuid.UUID, start: datetime, end: datetime
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        after: tuple[datetime, uuid.UUID] = (_EPOCH, NIL)
-        while True:
-            rows = await self._rows(
-                queries.EXPORT_EVENTS,
-                ws=ws,
-                **{"from": start, "to": end},
-                after_at=after[0],
-                after_id=after[1],
-                limit=self.chunk,
-            )
-            if not rows:
-                return
+        async for rows in self._keyset_pages(queries.EXPORT_EVENTS, ws, start, end, "event_time"):
             yield rows
-            if len(rows) < self.chunk:
-                return
-            after = (rows[-1]["event_time"], rows[-1]["event_id"])
 
     async def export_audit(
         self, ws: uuid.UUID, start: datetime, end: datetime
     ) -> AsyncIterator[list[dict[str, Any]]]:
+        async for rows in self._keyset_pages(queries.EXPORT_AUDIT, ws, start, end, "occurred_at"):
+            yield rows
+
+    async def _keyset_pages(
+        self, query: str, ws: uuid.UUID, start: datetime, end: datetime, time_column: str
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of `query` ordered by (time_column, event_id), resumed after the last row."""
         after: tuple[datetime, uuid.UUID] = (_EPOCH, NIL)
         while True:
             rows = await self._rows(
-                queries.EXPORT_AUDIT,
+                query,
                 ws=ws,
                 **{"from": start, "to": end},
                 after_at=after[0],
@@ -309,7 +302,7 @@ class AnalyticsRepository:
             yield rows
             if len(rows) < self.chunk:
                 return
-            after = (rows[-1]["occurred_at"], rows[-1]["event_id"])
+            after = (rows[-1][time_column], rows[-1]["event_id"])
 
     async def export_accounts(
         self, ws: uuid.UUID, period: Period
